@@ -1,0 +1,94 @@
+"""python -m lakehouse_helpers services up|down|status | doctor | run | bench"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+
+from .settings import SettingsError, load_settings
+
+
+def _parse_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lakehouse_helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    svc = sub.add_parser("services", help="start, stop or check the embedded services")
+    svc.add_argument("action", choices=["up", "down", "status"])
+    svc.add_argument("names", nargs="*", help="kafka, s3, metastore (default: all)")
+    sub.add_parser("doctor", help="check packages, Java, jars and services")
+    run = sub.add_parser("run", help="run the notebooks in order with papermill")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
+    sub.add_parser("bench", help="measure service and Spark start-up")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"Settings error: {exc}", file=sys.stderr)
+        return 2
+
+    from . import services
+
+    try:
+        if args.command == "services":
+            if args.action == "up":
+                services.up(settings, args.names or None)
+            elif args.action == "down":
+                services.down(settings, args.names or None)
+            else:
+                bad = 0
+                for st in services.status(settings):
+                    owner = f"pid {st.pid}" if st.managed else "not started by this project"
+                    print(f"{'UP  ' if st.healthy else 'DOWN'}  {st.name:10s} {st.endpoint:45s} {owner}; {st.detail}")
+                    bad += not st.healthy
+                return 1 if bad else 0
+            return 0
+        if args.command == "doctor":
+            from .doctor import format_checks, run_checks
+
+            checks = run_checks(settings)
+            print(format_checks(checks))
+            return 0 if all(c.ok or not c.required for c in checks) else 1
+        if args.command == "run":
+            return _run(settings, args)
+        if args.command == "bench":
+            from .bench import main as bench_main
+
+            return bench_main(settings)
+    except services.ServiceError as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(settings, args) -> int:
+    from .doctor import format_checks, run_checks
+    from .runner import discover, format_summary, run_notebooks
+
+    params = {name: _parse_value(value) for name, value in args.parameter}
+    if not discover(only=args.only):
+        checks = run_checks(settings)
+        print(format_checks(checks))
+        print("\nNo notebooks to run yet: the doctor above is the whole run.")
+        return 0 if all(c.ok for c in checks) else 1
+    out_dir, results = run_notebooks(settings, params, args.only)
+    print()
+    print(format_summary(results))
+    print(f"\nExecuted notebooks and summary.json: {out_dir}")
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        print(f"\nFAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The embedded services: Apache Kafka (KRaft), an S3 API server (s3proxy, filesystem backend)
+and the metastore database (Derby network server), as plain local processes on 127.0.0.1.
+
+`up` is idempotent (a healthy service is reused, a stale pid file cleaned), waits on a real
+health check and says what to do when something fails; `down` stops only what `up` started.
+Data and logs live under `<state_dir>/services/<name>/` and survive `down` then `up`.
+In the `external` and `databricks` profiles nothing starts: `check` only probes the endpoints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..settings import Settings
+from . import kafka, metastore, s3
+from ._process import ServiceError, log_tail, pid_alive, port_open, read_pid, spawn, stop, wait_until
+
+__all__ = ["ServiceError", "ServiceStatus", "SERVICES", "up", "down", "status", "check", "check_all"]
+
+# Start order: the metastore is the quickest, Kafka the slowest; all three start in parallel
+# anyway, so order only matters for the printed lines.
+SERVICES = {m.NAME: m for m in (kafka, s3, metastore)}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    endpoint: str
+    healthy: bool
+    pid: int | None
+    managed: bool  # started by this project (pid file present and alive)
+    detail: str = ""
+    start_seconds: float | None = None
+
+
+def _paths(settings: Settings, name: str):
+    base = settings.services_dir / name
+    return base, base / "service.log", base / "service.pid"
+
+
+def _marker(settings: Settings, name: str) -> str:
+    # Appears on the command line of the process we start, so a recycled pid is never ours.
+    return f"-Dlakehouse.service={name}@{settings.state_dir.resolve()}"
+
+
+def check(settings: Settings, name: str) -> str:
+    """Probe one service; return a one-line description or raise ServiceError with the fix."""
+    return SERVICES[name].check(settings)
+
+
+def check_all(settings: Settings) -> dict[str, str]:
+    return {name: check(settings, name) for name in SERVICES}
+
+
+def _names(names) -> list[str]:
+    names = list(names or SERVICES)
+    unknown = set(names) - set(SERVICES)
+    if unknown:
+        raise ValueError(f"unknown services {sorted(unknown)}; known: {sorted(SERVICES)}")
+    return names
+
+
+def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
+    """Start the embedded services that are not already healthy, wait for all, return status."""
+    if not settings.embedded:
+        raise ServiceError(
+            f"profile={settings.profile!r} uses your own endpoints, so nothing embedded starts. "
+            "Use `python -m lakehouse_helpers doctor` to check them."
+        )
+    from ..settings import local_s3_keys
+
+    local_s3_keys(settings.state_dir, create=True)
+    settings = settings.replace()  # re-read the generated keys
+    pending = []
+    results: dict[str, ServiceStatus] = {}
+    for name in _names(names):
+        svc = SERVICES[name]
+        base, log_file, pid_file = _paths(settings, name)
+        base.mkdir(parents=True, exist_ok=True)
+        marker = _marker(settings, name)
+        pid = read_pid(pid_file)
+        if pid is not None and pid_alive(pid, marker):
+            try:
+                svc.check(settings)
+                svc.after_start(settings)  # idempotent: bucket / topic may have been deleted
+                detail = svc.check(settings)
+                results[name] = ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, 0.0)
+                log(f"{name:10s} already up ({detail})")
+                continue
+            except ServiceError:
+                pass  # alive but not healthy yet (still starting): wait below
+            pending.append((name, None, pid, time.monotonic()))
+            continue
+        if pid is not None:
+            pid_file.unlink(missing_ok=True)  # stale: the process is gone
+        host, port = svc.bind(settings)
+        if port_open(host, port, settings.connect_timeout_s):
+            raise ServiceError(
+                f"{svc.TITLE}: port {host}:{port} is taken by a process this project did not start. "
+                f"Stop it, or point the workbook at it with LAKEHOUSE_PROFILE=external."
+            )
+        svc.prepare(settings, base)
+        cmd = svc.command(settings, base, marker)
+        proc = spawn(cmd, cwd=base, log_file=log_file, pid_file=pid_file)
+        pending.append((name, proc, proc.pid, time.monotonic()))
+
+    for name, proc, pid, started in pending:
+        svc = SERVICES[name]
+        base, log_file, _ = _paths(settings, name)
+
+        def ready(svc=svc) -> bool:
+            try:
+                svc.check(settings)
+                return True
+            except ServiceError:
+                return False
+
+        try:
+            wait_until(ready, proc, settings.service_timeout_s, svc.TITLE, log_file)
+            svc.after_start(settings)
+        except ServiceError as exc:
+            raise ServiceError(f"{exc}\nFix the cause above, then run `make services-up` again.") from None
+        elapsed = time.monotonic() - started
+        detail = svc.check(settings)
+        results[name] = ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, elapsed)
+        log(f"{name:10s} up in {elapsed:4.1f}s  {svc.endpoint(settings)}  (log: {log_file})")
+    return [results[n] for n in _names(names)]
+
+
+def down(settings: Settings, names=None, log=print) -> None:
+    """Stop the services this project started (pid files); never anything else."""
+    for name in reversed(_names(names)):
+        _, _, pid_file = _paths(settings, name)
+        pid = read_pid(pid_file)
+        if pid is None:
+            log(f"{name:10s} not started by this project")
+            continue
+        stop(pid, _marker(settings, name))
+        pid_file.unlink(missing_ok=True)
+        log(f"{name:10s} stopped")
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    out = []
+    for name, svc in SERVICES.items():
+        _, log_file, pid_file = _paths(settings, name)
+        pid = read_pid(pid_file)
+        managed = pid is not None and pid_alive(pid, _marker(settings, name))
+        try:
+            detail, healthy = svc.check(settings), True
+        except ServiceError as exc:
+            detail, healthy = str(exc).splitlines()[0], False
+        out.append(ServiceStatus(name, svc.endpoint(settings), healthy, pid if managed else None, managed, detail))
+    return out
+
+
+def require(settings: Settings, *names: str) -> None:
+    """Raise one clear error naming every service that is down, with the command to start it."""
+    problems = []
+    for name in names or SERVICES:
+        try:
+            check(settings, name)
+        except ServiceError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ServiceError("\n".join(problems))
+
+
+def last_log_lines(settings: Settings, name: str, lines: int = 25) -> str:
+    return log_tail(_paths(settings, name)[1], lines)

@@ -1,0 +1,57 @@
+"""The metastore database: an Apache Derby network server, so every Spark session (notebook
+kernels, tests, `make run`) shares one persistent catalog of schemas and tables. This is Spark's
+own Hive-compatible metastore; where a Unity Catalog server is available (docker compose,
+Databricks) the workbook uses that instead (see settings.catalog_impl)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import jvm
+from ..settings import Settings
+from ._hints import start_hint
+from ._process import ServiceError, port_open
+
+NAME = "metastore"
+TITLE = "Metastore database (Derby)"
+DATABASE = "metastore_db"
+
+
+def endpoint(settings: Settings) -> str:
+    return f"jdbc:derby://127.0.0.1:{settings.metastore_port}/{DATABASE}"
+
+
+def bind(settings: Settings) -> tuple[str, int]:
+    return "127.0.0.1", settings.metastore_port
+
+
+def prepare(settings: Settings, base: Path) -> None:
+    (base / "data").mkdir(exist_ok=True)
+
+
+def command(settings: Settings, base: Path, marker: str) -> list[str]:
+    return [
+        "java", marker, "-Xmx256m", "-Xms32m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        f"-Dderby.system.home={base / 'data'}",
+        "-Dderby.stream.error.file=" + str(base / "derby.log"),
+        "-cp", jvm.classpath(settings, "metastore"),
+        "org.apache.derby.drda.NetworkServerControl", "start",
+        "-h", "127.0.0.1", "-p", str(settings.metastore_port), "-noSecurityManager",
+    ]
+
+
+def check(settings: Settings) -> str:
+    if settings.catalog_impl != "hive":
+        return f"not used (catalog_impl={settings.catalog_impl})"
+    if not settings.embedded:
+        return "embedded in the Spark driver (external profile)"
+    host, port = bind(settings)
+    if not port_open(host, port, settings.connect_timeout_s):
+        raise ServiceError(
+            f"The metastore database is not reachable at {host}:{port}. {start_hint(settings, 'METASTORE_PORT')}"
+        )
+    return f"listening on {host}:{port}"
+
+
+def after_start(settings: Settings) -> None:
+    return None

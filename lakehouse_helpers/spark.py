@@ -1,0 +1,158 @@
+"""One SparkSession factory: Delta, the Kafka source, s3a and the catalog, configured once.
+
+Notebooks never spell out a jar path or an s3a key: everything comes from `Settings`.
+Start-up is paid once per process; later calls return the running session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from . import jvm
+from .settings import Settings, load_settings
+from .services import metastore
+
+LOG4J2 = Path(__file__).resolve().parent / "log4j2.properties"
+
+
+def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook") -> dict[str, str]:
+    """Every Spark setting the workbook needs, as a plain dict (testable without a JVM)."""
+    conf: dict[str, str] = {
+        "spark.app.name": app_name,
+        "spark.master": settings.spark_master,
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.jars": ",".join(str(p) for p in jvm.spark_jars(settings)),
+        # Jars are explicit and cached: nothing is resolved at run time.
+        "spark.jars.ivy": str(settings.state_dir / "ivy"),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # 2 cores and small data: the default 200 shuffle partitions would be 200 tiny tasks.
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.default.parallelism": str(settings.spark_shuffle_partitions),
+        "spark.ui.enabled": str(settings.spark_ui).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+        "spark.sql.warehouse.dir": str(settings.warehouse_dir.resolve()),
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.sql.debug.maxToStringFields": "200",
+        # Quiet start-up: the log level applies before the session exists.
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2}",
+    }
+    conf.update(_s3a_conf(settings))
+    conf.update(_catalog_conf(settings))
+    return conf
+
+
+def _s3a_conf(settings: Settings) -> dict[str, str]:
+    conf = {
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.endpoint.region": settings.s3_region,
+        # Fail within seconds when the server is down instead of retrying for minutes.
+        "spark.hadoop.fs.s3a.attempts.maximum": "3",
+        "spark.hadoop.fs.s3a.retry.limit": "3",
+        "spark.hadoop.fs.s3a.connection.establish.timeout": "15s",  # the minimum s3a accepts
+        "spark.hadoop.fs.s3a.connection.timeout": "60s",
+    }
+    if settings.s3_endpoint:
+        parsed = urlparse(settings.s3_endpoint)
+        conf.update(
+            {
+                "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint,
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": str(parsed.scheme == "https").lower(),
+                # S3-compatible servers: no bucket existence probe against AWS, no CRC headers.
+                "spark.hadoop.fs.s3a.bucket.probe": "0",
+                "spark.hadoop.fs.s3a.checksum.generation": "false",
+            }
+        )
+    if settings.s3_access_key:
+        conf.update(
+            {
+                "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+                "spark.hadoop.fs.s3a.access.key": settings.s3_access_key.reveal(),
+                "spark.hadoop.fs.s3a.secret.key": settings.s3_secret_key.reveal(),
+            }
+        )
+    return conf
+
+
+def _catalog_conf(settings: Settings) -> dict[str, str]:
+    if settings.catalog_impl == "hive":
+        if settings.embedded:
+            # The shared Derby server: every session (kernels, tests) sees the same tables.
+            derby_client = [str(j) for j in jvm.jars(settings, "spark") if j.name.startswith("derbyclient-")]
+            url = metastore.endpoint(settings) + ";create=true"
+            driver = "org.apache.derby.jdbc.ClientDriver"
+        else:
+            # Nothing embedded runs: Derby inside the driver (one Spark process at a time).
+            derby_client = []
+            url = f"jdbc:derby:;databaseName={(settings.state_dir / 'metastore_db').resolve()};create=true"
+            driver = "org.apache.derby.jdbc.EmbeddedDriver"
+        conf = {
+            "spark.sql.catalogImplementation": "hive",
+            "spark.hadoop.javax.jdo.option.ConnectionURL": url,
+            "spark.hadoop.javax.jdo.option.ConnectionDriverName": driver,
+            "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+            "spark.hadoop.hive.metastore.schema.verification": "false",
+            "spark.hadoop.hive.metastore.warehouse.dir": str(settings.warehouse_dir.resolve()),
+        }
+        if derby_client:
+            # Hive's metastore client loads its JDBC driver from the launch classpath only.
+            conf["spark.driver.extraClassPath"] = ":".join(derby_client)
+        return conf
+    if settings.catalog_impl == "unity":
+        # Needs the Unity Catalog Spark connector: `make setup UNITY=1` adds it to the jar cache.
+        conf = {
+            f"spark.sql.catalog.{settings.catalog}": "io.unitycatalog.spark.UCSingleCatalog",
+            f"spark.sql.catalog.{settings.catalog}.uri": settings.uc_url,
+            "spark.sql.defaultCatalog": settings.catalog,
+        }
+        if settings.uc_token:
+            conf[f"spark.sql.catalog.{settings.catalog}.token"] = settings.uc_token.reveal()
+        return conf
+    return {}
+
+
+def get_spark(settings: Settings | None = None, app_name: str = "lakehouse-workbook"):
+    """The workbook's SparkSession: created once, then reused by every call in the process."""
+    from pyspark.sql import SparkSession
+
+    settings = settings or load_settings()
+    if settings.profile == "databricks":
+        # Inside a Databricks runtime the session, Delta and Unity Catalog already exist.
+        active = SparkSession.getActiveSession()
+        return active if active is not None else SparkSession.builder.getOrCreate()
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", _python())
+    # Everything is on loopback; this also stops the "hostname resolves to loopback" warning.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name).items():
+        builder = builder.config(key, value)
+    if settings.catalog_impl == "hive":
+        builder = builder.enableHiveSupport()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.spark_log_level)
+    return spark
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
+
+
+def stop_spark() -> None:
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
