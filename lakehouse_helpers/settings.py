@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets as _secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PROFILES = ("local", "external", "databricks")
 CATALOG_IMPLS = ("hive", "unity", "databricks")
@@ -180,7 +181,7 @@ class Settings:
     def data_dir(self) -> Path:
         return self.state_dir / "data"
 
-    def replace(self, **overrides: Any) -> "Settings":
+    def replace(self, **overrides: Any) -> Settings:
         return load_settings(base=self, **overrides)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import jvm
-from .settings import Settings, load_settings
 from .services import metastore
+from .settings import Settings, load_settings
 
 LOG4J2 = Path(__file__).resolve().parent / "log4j2.properties"
 

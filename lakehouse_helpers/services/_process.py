@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 class ServiceError(RuntimeError):
@@ -98,10 +99,8 @@ def stop(pid: int, marker: str, timeout: float = 30.0) -> None:
     while time.monotonic() < deadline:
         if not pid_alive(pid, marker):
             return
-        try:
-            # Reap it if it is our child, so it does not linger as a zombie.
+        # Reap it if it is our child, so it does not linger as a zombie.
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.1)
     os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,82 @@
+"""Test fixtures. Service tests run against their own embedded stack: a separate state folder
+(`.lakehouse/test`) and separate ports, so a user's running stack and data are never touched.
+The session starts what is missing and stops, at the end, only what it started."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from lakehouse_helpers import services
+from lakehouse_helpers.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_STATE = ROOT / ".lakehouse" / "test"
+
+# Environment that points any process (a subprocess, a papermill kernel) at the test stack.
+TEST_ENV = {
+    "LAKEHOUSE_PROFILE": "local",
+    "LAKEHOUSE_STATE_DIR": str(TEST_STATE),
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+    "KAFKA_CONTROLLER_PORT": "19093",
+    "S3_ENDPOINT_URL": "http://127.0.0.1:19000",
+    "METASTORE_PORT": "11527",
+    "LAKEHOUSE_CATALOG_IMPL": "hive",
+}
+
+
+def _share_jar_cache() -> None:
+    TEST_STATE.mkdir(parents=True, exist_ok=True)
+    link = TEST_STATE / "jars"
+    if not link.exists():
+        link.symlink_to(ROOT / ".lakehouse" / "jars")
+
+
+@pytest.fixture(scope="session")
+def test_env() -> dict[str, str]:
+    _share_jar_cache()
+    return {**os.environ, **TEST_ENV}
+
+
+@pytest.fixture(scope="session")
+def settings(test_env):
+    return load_settings(env=test_env)
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    """The embedded services for this test session, healthy."""
+    already = {st.name for st in services.status(settings) if st.managed and st.healthy}
+    services.up(settings, log=lambda *_: None)
+    settings = settings.replace()  # picks up the S3 keys generated on first start
+    yield settings
+    started = [name for name in services.SERVICES if name not in already]
+    if started and not os.environ.get("LAKEHOUSE_KEEP_TEST_SERVICES"):
+        services.down(settings, started, log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def spark(stack):
+    from lakehouse_helpers.spark import get_spark, stop_spark
+
+    session = get_spark(stack, app_name="lakehouse-tests")
+    yield session
+    stop_spark()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port nothing listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def unique_name(request) -> str:
+    import uuid
+
+    return f"{request.node.name.split('[')[0].removeprefix('test_')}_{uuid.uuid4().hex[:8]}"
