@@ -1,0 +1,244 @@
+"""Coffee-shop order events: a deterministic generator with countable, injectable faults.
+
+An event is one order line as JSON, keyed by order id, with a stable `event_id`. For a given
+`seed` the same messages come out in the same order, so every figure downstream is fixed.
+Each message carries the label of what it is (`kind`) and where it must end up
+(`destination`: `raw`, or `quarantine:<reason>`), so tests can assert that each injected
+fault lands exactly where it should.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+COFFEE_TYPES = ("Arabica", "Robusta", "Liberica", "Excelsa")
+ROASTS = ("Light", "Medium", "Dark")
+SIZES_KG = (0.2, 0.5, 1.0, 2.5)
+COUNTRIES = ("United States", "Ireland", "United Kingdom")
+CURRENCY = {"United States": "USD", "Ireland": "EUR", "United Kingdom": "GBP"}
+
+# Fields every valid event has; a message missing one of them is quarantined.
+REQUIRED_FIELDS = ("event_id", "order_id", "event_ts", "customer_id", "product_id", "quantity")
+# The new field that starts to appear part-way through the stream (schema drift).
+DRIFT_FIELD = "promo_code"
+
+# Quarantine reasons, shared by the stream (02) and the quality checks (04).
+MALFORMED_JSON = "malformed_json"
+MISSING_REQUIRED = "missing_required_field"
+INVALID_QUANTITY = "invalid_quantity"
+UNKNOWN_PRODUCT = "unknown_product"
+REASONS = (MALFORMED_JSON, MISSING_REQUIRED, INVALID_QUANTITY, UNKNOWN_PRODUCT)
+
+
+@dataclass(frozen=True)
+class Product:
+    product_id: str
+    coffee_type: str
+    roast: str
+    size_kg: float
+    unit_price: float
+
+
+def _price(coffee: str, roast: str, size: float) -> float:
+    per_kg = {"Arabica": 24.0, "Robusta": 16.0, "Liberica": 28.0, "Excelsa": 26.0}[coffee]
+    per_kg *= {"Light": 1.0, "Medium": 1.05, "Dark": 1.1}[roast]
+    # Bigger bags are cheaper per kilogram.
+    per_kg *= {0.2: 1.25, 0.5: 1.1, 1.0: 1.0, 2.5: 0.9}[size]
+    return round(per_kg * size, 2)
+
+
+PRODUCTS: tuple[Product, ...] = tuple(
+    Product(f"{c[:3].upper()}-{r[0]}-{s:g}", c, r, s, _price(c, r, s))
+    for c in COFFEE_TYPES
+    for r in ROASTS
+    for s in SIZES_KG
+)
+PRODUCT_IDS = frozenset(p.product_id for p in PRODUCTS)
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+    email: str
+    country: str
+    loyalty: bool
+
+
+def customers(seed: int, count: int = 200) -> tuple[Customer, ...]:
+    rng = random.Random(f"customers-{seed}")
+    first = ("ana", "ben", "cara", "dan", "eve", "finn", "gia", "hugo", "isla", "jack", "kai", "lea")
+    domains = ("example.com", "example.org", "example.net")
+    out = []
+    for i in range(1, count + 1):
+        name = rng.choice(first)
+        out.append(
+            Customer(f"C{i:05d}", f"{name}.{i}@{rng.choice(domains)}", rng.choice(COUNTRIES), rng.random() < 0.3)
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    events: int = 2000  # distinct order-line events (faulty ones included)
+    seed: int = 42
+    malformed_rate: float = 0.01  # share sent as broken JSON
+    invalid_rate: float = 0.02  # share with a bad value (negative quantity, unknown product, missing key)
+    duplicate_rate: float = 0.02  # share sent a second time, byte for byte
+    late_rate: float = 0.02  # share whose event time is hours behind the stream
+    drift_after: float = 0.5  # fraction of the stream after which `promo_code` appears (1.0 = never)
+    start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+    mean_gap_s: float = 7.0  # average time between orders
+
+    def __post_init__(self) -> None:
+        if self.events < 0:
+            raise ValueError(f"events must be >= 0, got {self.events}")
+        for name in ("malformed_rate", "invalid_rate", "duplicate_rate", "late_rate", "drift_after"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        if self.malformed_rate + self.invalid_rate > 1.0:
+            raise ValueError("malformed_rate + invalid_rate must not exceed 1")
+
+
+@dataclass(frozen=True)
+class Message:
+    key: bytes | None
+    value: bytes
+    kind: str  # valid | late | drift | malformed_json | invalid_quantity | unknown_product | missing_required_field | duplicate
+    destination: str  # raw | quarantine:<reason>
+    event_id: str | None = None
+
+
+@dataclass
+class Batch:
+    """The generated messages and what each fault count is, for tests and the run summary."""
+
+    config: GeneratorConfig
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(m.kind for m in self.messages)
+        return {k: c.get(k, 0) for k in ("valid", "late", "drift", *REASONS, "duplicate")}
+
+    @property
+    def expected(self) -> dict[str, int]:
+        """Where every message must end up: raw rows and quarantined rows per reason."""
+        dest = Counter(m.destination for m in self.messages)
+        out = {"messages": len(self.messages), "raw": dest.get("raw", 0)}
+        out.update({f"quarantine_{r}": dest.get(f"quarantine:{r}", 0) for r in REASONS})
+        out["quarantine"] = sum(out[f"quarantine_{r}"] for r in REASONS)
+        out["distinct_valid_events"] = len({m.event_id for m in self.messages if m.destination == "raw"})
+        out["duplicates"] = sum(1 for m in self.messages if m.kind == "duplicate")
+        return out
+
+
+def _event_id(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def generate(config: GeneratorConfig | None = None, **kwargs) -> Batch:
+    """All messages for `config`: `events` distinct events, then duplicates interleaved."""
+    config = config or GeneratorConfig(**kwargs)
+    rng = random.Random(config.seed)
+    people = customers(config.seed)
+    batch = Batch(config)
+    n = config.events
+    # Exact counts (not per-message coin flips), so a test can assert them to the unit.
+    n_malformed = round(n * config.malformed_rate)
+    n_invalid = round(n * config.invalid_rate)
+    n_late = round(n * config.late_rate)
+    order = list(range(n))
+    rng.shuffle(order)
+    malformed = set(order[:n_malformed])
+    invalid = set(order[n_malformed : n_malformed + n_invalid])
+    late = set(order[n_malformed + n_invalid : n_malformed + n_invalid + n_late])
+    drift_from = int(n * config.drift_after)
+
+    ts = config.start
+    order_no = 0
+    line_no = 0
+    current_customer = people[0]
+    valid_so_far: list[tuple[int, Message]] = []
+    for i in range(n):
+        # Orders have 1-3 lines; a new order starts with probability 1/2.
+        if line_no == 0 or line_no >= 3 or rng.random() < 0.5:
+            order_no += 1
+            line_no = 0
+            current_customer = rng.choice(people)
+            ts = ts + timedelta(seconds=rng.expovariate(1.0 / config.mean_gap_s))
+        line_no += 1
+        product = rng.choice(PRODUCTS)
+        event_ts = ts + timedelta(milliseconds=rng.randrange(0, 1000))
+        event = {
+            "event_id": _event_id(rng),
+            "order_id": f"O{config.seed:03d}-{order_no:07d}",
+            "line_no": line_no,
+            "event_ts": _iso(event_ts),
+            "customer_id": current_customer.customer_id,
+            "customer_email": current_customer.email,
+            "country": current_customer.country,
+            "loyalty_member": current_customer.loyalty,
+            "product_id": product.product_id,
+            "coffee_type": product.coffee_type,
+            "roast": product.roast,
+            "size_kg": product.size_kg,
+            "unit_price": product.unit_price,
+            "currency": CURRENCY[current_customer.country],
+            "quantity": rng.choice((1, 1, 1, 2, 2, 3, 4, 6)),
+        }
+        kind, destination = "valid", "raw"
+        if i >= drift_from:
+            event[DRIFT_FIELD] = rng.choice(("WELCOME10", "LOYAL5", None, None))
+            kind = "drift"
+        if i in late:
+            event["event_ts"] = _iso(event_ts - timedelta(hours=rng.uniform(2, 6)))
+            kind = "late"
+        if i in invalid:
+            kind = rng.choice((INVALID_QUANTITY, UNKNOWN_PRODUCT, MISSING_REQUIRED))
+            if kind == INVALID_QUANTITY:
+                event["quantity"] = -rng.randint(1, 5)
+            elif kind == UNKNOWN_PRODUCT:
+                event["product_id"] = f"XXX-{rng.randint(100, 999)}"
+            else:
+                del event[rng.choice(REQUIRED_FIELDS)]
+            destination = f"quarantine:{kind}"
+        key = event.get("order_id", "").encode() or None
+        value = json.dumps(event, separators=(",", ":")).encode()
+        if i in malformed:
+            kind, destination = MALFORMED_JSON, f"quarantine:{MALFORMED_JSON}"
+            value = value[: rng.randrange(5, max(6, len(value) // 2))]  # truncated mid-object
+        message = Message(key, value, kind, destination, event.get("event_id") if destination == "raw" else None)
+        batch.messages.append(message)
+        if destination == "raw":
+            valid_so_far.append((i, message))
+
+    # Duplicates: the same bytes again, a little later in the stream (a producer retry).
+    n_dup = min(round(n * config.duplicate_rate), len(valid_so_far))
+    after: dict[int, list[Message]] = {}
+    for index, original in rng.sample(valid_so_far, n_dup):
+        position = rng.randrange(index, len(batch.messages))
+        after.setdefault(position, []).append(Message(original.key, original.value, "duplicate", "raw", original.event_id))
+    if after:
+        merged: list[Message] = []
+        for index, message in enumerate(batch.messages):
+            merged.append(message)
+            merged.extend(after.get(index, ()))
+        batch.messages = merged
+    return batch
+
+
+def products_frame():
+    """The product catalog as a pandas DataFrame (for display and quality checks)."""
+    import pandas as pd
+
+    return pd.DataFrame([p.__dict__ for p in PRODUCTS])
