@@ -14,7 +14,7 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 COFFEE_TYPES = ("Arabica", "Robusta", "Liberica", "Excelsa")
 ROASTS = ("Light", "Medium", "Dark")
@@ -91,7 +91,7 @@ class GeneratorConfig:
     duplicate_rate: float = 0.02  # share sent a second time, byte for byte
     late_rate: float = 0.02  # share whose event time is hours behind the stream
     drift_after: float = 0.5  # fraction of the stream after which `promo_code` appears (1.0 = never)
-    start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+    start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     mean_gap_s: float = 7.0  # average time between orders
 
     def __post_init__(self) -> None:

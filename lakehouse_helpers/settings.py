@@ -23,6 +23,7 @@ CATALOG_IMPLS = ("hive", "unity", "databricks")
 ENV_VARS: dict[str, str] = {
     "profile": "LAKEHOUSE_PROFILE",
     "state_dir": "LAKEHOUSE_STATE_DIR",
+    "data_dir_override": "LAKEHOUSE_DATA_DIR",
     "kafka_bootstrap": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_topic": "KAFKA_TOPIC",
     "kafka_controller_port": "KAFKA_CONTROLLER_PORT",
@@ -90,6 +91,9 @@ def _repo_root() -> Path:
 class Settings:
     profile: str = "local"
     state_dir: Path = field(default_factory=lambda: _repo_root() / ".lakehouse")
+    # Tables, checkpoints and manifests; default <state_dir>/data. Tests point each run at
+    # a fresh folder while sharing the services (and their keys) of one state folder.
+    data_dir_override: Path | None = None
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic: str = "coffee.orders"
     kafka_controller_port: int = 9093
@@ -179,7 +183,7 @@ class Settings:
 
     @property
     def data_dir(self) -> Path:
-        return self.state_dir / "data"
+        return self.data_dir_override or self.state_dir / "data"
 
     def replace(self, **overrides: Any) -> Settings:
         return load_settings(base=self, **overrides)
@@ -217,13 +221,13 @@ def _coerce(name: str, raw: Any) -> Any:
                 if raw.strip().lower() in ("0", "false", "no", "off", ""):
                     return False
                 raise ValueError(raw)
-            if target in ("Path", Path):
+            if target in ("Path", Path, "Path | None"):
                 return Path(raw).expanduser()
         except ValueError:
             raise SettingsError(
                 f"{name}={raw!r} is not a valid {target} (environment variable {ENV_VARS.get(name)})"
             ) from None
-    if name == "state_dir":
+    if name in ("state_dir", "data_dir_override") and raw is not None:
         return Path(raw).expanduser()
     return raw
 

@@ -40,8 +40,11 @@ def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook") -> dict
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.sql.debug.maxToStringFields": "200",
+        # Small tables: Delta's default 50 partitions to rebuild a snapshot are 50 tiny tasks.
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         # Quiet start-up: the log level applies before the session exists.
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2}",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2} -XX:TieredStopAtLevel=1",
     }
     conf.update(_s3a_conf(settings))
     conf.update(_catalog_conf(settings))
