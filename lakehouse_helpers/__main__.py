@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
     sub.add_parser("bench", help="measure service and Spark start-up")
+    nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, or refresh checked outputs")
+    nbs.add_argument("action", choices=["check", "refresh"])
+    nbs.add_argument("run_dir", nargs="?", help="executed notebooks to take checked outputs from (refresh)")
     args = parser.parse_args(argv)
 
     try:
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(c.ok or not c.required for c in checks) else 1
         if args.command == "run":
             return _run(settings, args)
+        if args.command == "notebooks":
+            return _notebooks(args)
         if args.command == "bench":
             from .bench import main as bench_main
 
@@ -88,6 +93,27 @@ def _run(settings, args) -> int:
         print(f"\nFAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _notebooks(args) -> int:
+    from pathlib import Path
+
+    from . import nbtools
+    from .runner import NOTEBOOKS_DIR
+
+    if args.action == "refresh":
+        if not args.run_dir:
+            print("refresh needs the folder of an executed run, e.g. .lakehouse/runs/latest", file=sys.stderr)
+            return 2
+        changed = nbtools.refresh(NOTEBOOKS_DIR, Path(args.run_dir))
+        print("updated: " + (", ".join(changed) or "nothing"))
+        return 0
+    bad = 0
+    for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
+        for problem in nbtools.problems(path):
+            print(f"{path.name}: {problem}")
+            bad += 1
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

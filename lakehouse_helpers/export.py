@@ -63,12 +63,18 @@ def pending_changes(spark, settings: Settings):
     first = read_watermark(settings)["last_exported_version"] + 1
     if first > current:
         return first, current, None
-    changes = (
+    feed = (
         spark.read.format("delta").option("readChangeFeed", "true")
         .option("startingVersion", first).option("endingVersion", current).load(raw)
-        .where(F.col("_change_type") == "insert")
-        .drop("_change_type", "_commit_version", "_commit_timestamp")
     )
+    rewritten = feed.where(F.col("_change_type") != "insert").select("_commit_version").distinct().collect()
+    if rewritten:
+        raise ExportBlocked(
+            f"The raw table at {raw} is append-only, but version(s) {sorted(r[0] for r in rewritten)} "
+            "updated or deleted rows, which the landing zone cannot follow. Restore the table "
+            "(RESTORE ... TO VERSION AS OF) or rebuild raw and landing from Kafka."
+        )
+    changes = feed.drop("_change_type", "_commit_version", "_commit_timestamp")
     return first, current, changes
 
 

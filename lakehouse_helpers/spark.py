@@ -44,7 +44,7 @@ def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook") -> dict
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         # Quiet start-up: the log level applies before the session exists.
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2} -XX:TieredStopAtLevel=1",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2} -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=160m",
     }
     conf.update(_s3a_conf(settings))
     conf.update(_catalog_conf(settings))

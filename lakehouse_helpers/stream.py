@@ -97,13 +97,14 @@ def classify(kafka_df):
     df = df.select(
         "*",
         *[F.col(f"e.{n}").alias(n) for n, t in EVENT_FIELDS if t != "timestamp"],
-        F.to_timestamp(F.col("e.event_ts")).alias("event_ts"),
+        # try_: a malformed timestamp makes the event invalid (quarantined), not the stream fail.
+        F.try_to_timestamp(F.col("e.event_ts")).alias("event_ts"),
         F.col("e._corrupt_record").alias("_corrupt_record"),
     )
     # PERMISSIVE from_json gives a row of nulls, not null, for broken JSON: detect it explicitly.
     malformed = F.expr("json_object_keys(payload)").isNull() | F.col("_corrupt_record").isNotNull()
     missing = [F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_FIELDS]
-    missing_list = F.concat_ws(",", *missing)
+    missing_list = F.concat_ws(",", *missing)  # event_ts also counts when unparseable
     products = F.array(*[F.lit(p) for p in sorted(PRODUCT_IDS)])
     reason = (
         F.when(malformed, F.lit(MALFORMED_JSON))
@@ -269,5 +270,5 @@ def table_counts(spark, settings: Settings) -> dict:
     reasons = (
         spark.read.format("delta").load(layout.quarantine(settings)).groupBy("reason").agg(F.count("*").alias("n")).collect()
     )
-    out.update({f"quarantine_{r['reason']}": r["n"] for r in reasons})
+    out.update({f"quarantine_{r['reason']}": r["n"] for r in sorted(reasons, key=lambda r: r["reason"])})
     return out

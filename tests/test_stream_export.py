@@ -1,0 +1,125 @@
+"""Message classification (02) and the idempotent export (03) on small real tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lakehouse_helpers import layout, storage
+from lakehouse_helpers.events import generate
+from lakehouse_helpers.export import _commit_watermark, export_to_landing, read_watermark
+from lakehouse_helpers.stream import RAW_COLUMNS, classify, ensure_tables
+
+pytestmark = [pytest.mark.spark, pytest.mark.services]
+
+
+def _kafka_frame(spark, values: list[bytes | None]):
+    rows = [(b"k", v, "t", 0, i, None) for i, v in enumerate(values)]
+    return spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+
+
+def test_classify_sends_each_fault_to_its_reason(spark):
+    batch = generate(events=600, malformed_rate=0.05, invalid_rate=0.1, duplicate_rate=0.05, drift_after=0.5)
+    df = classify(_kafka_frame(spark, [m.value for m in batch.messages]))
+    got = [r["reason"] or "raw" for r in df.orderBy("kafka_offset").select("reason").collect()]
+    want = [m.destination.removeprefix("quarantine:") for m in batch.messages]
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "malformed_json"),
+        (b"[1, 2]", "malformed_json"),
+        (b'"just a string"', "malformed_json"),
+        (b'{"event_id": "e", "order_id": ', "malformed_json"),
+        (None, "malformed_json"),
+        (b'{"event_id":"e","order_id":"o","event_ts":"not a time","customer_id":"c","product_id":"ARA-L-1","quantity":1}', "missing_required_field"),
+        (b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z","customer_id":"c","product_id":"ARA-L-1","quantity":0}', "invalid_quantity"),
+        (b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z","customer_id":"c","product_id":"ARA-L-1","quantity":1}', None),
+    ],
+)
+def test_classify_edge_cases(spark, value, reason):
+    row = classify(_kafka_frame(spark, [value])).first()
+    assert row["reason"] == reason, row["detail"]
+
+
+def test_unknown_fields_are_listed_and_payload_kept(spark):
+    value = b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z","customer_id":"c","product_id":"ARA-L-1","quantity":1,"promo_code":"X"}'
+    row = classify(_kafka_frame(spark, [value])).first()
+    assert row["unknown_fields"] == ["promo_code"]
+    assert json.loads(row["payload"])["promo_code"] == "X"
+
+
+@pytest.fixture
+def export_settings(stack, tmp_path, unique_name):
+    s = stack.replace(data_dir_override=str(tmp_path / "data"), s3_bucket=f"t-{unique_name.replace('_', '-')}"[:60])
+    storage.ensure_bucket(s)
+    return s
+
+
+def _append_raw(spark, settings, events: int, seed: int) -> int:
+    batch = generate(events=events, seed=seed, malformed_rate=0, invalid_rate=0, duplicate_rate=0)
+    rows = classify(_kafka_frame(spark, [m.value for m in batch.messages])).select(*RAW_COLUMNS)
+    rows.write.format("delta").mode("append").save(layout.raw_orders(settings))
+    return rows.count()
+
+
+def test_export_is_idempotent_and_incremental(spark, export_settings):
+    s = export_settings
+    ensure_tables(spark, s)
+    landing = lambda: spark.read.parquet(layout.landing_url(s)).count()  # noqa: E731
+
+    first = _append_raw(spark, s, 120, seed=1)
+    r1 = export_to_landing(spark, s)
+    assert r1.rows == first and landing() == first
+    assert export_to_landing(spark, s).rows == 0  # nothing new: nothing written
+    assert landing() == first
+
+    second = _append_raw(spark, s, 80, seed=2)
+    r2 = export_to_landing(spark, s)
+    assert r2.rows == second and r2.from_version == r1.to_version + 1
+    assert landing() == first + second
+
+
+def test_crash_before_watermark_commit_does_not_duplicate(spark, export_settings):
+    s = export_settings
+    ensure_tables(spark, s)
+    rows = _append_raw(spark, s, 100, seed=3)
+    before = read_watermark(s)
+    export_to_landing(spark, s)
+    _commit_watermark(s, before)  # as if the run died after writing, before committing
+    more = _append_raw(spark, s, 30, seed=4)
+    export_to_landing(spark, s)  # re-exports the same range plus the new rows
+    landing = spark.read.parquet(layout.landing_url(s))
+    assert landing.count() == rows + more
+    assert landing.select("event_id").distinct().count() == rows + more
+    assert storage.list_keys(s, layout.EXPORT_STATE_KEY)
+
+
+def test_gate_failure_writes_nothing(spark, export_settings):
+    from lakehouse_helpers import quality
+
+    s = export_settings
+    ensure_tables(spark, s)
+    _append_raw(spark, s, 50, seed=5)
+    # A writer that bypassed the stream's validation appends impossible quantities.
+    bad = generate(events=20, seed=6, invalid_rate=1.0, malformed_rate=0, duplicate_rate=0)
+    rows = classify(_kafka_frame(spark, [m.value for m in bad.messages])).where("quantity <= 0")
+    rows.select(*RAW_COLUMNS).write.format("delta").mode("append").save(layout.raw_orders(s))
+    with pytest.raises(quality.QualityError, match="range: quantity"):
+        export_to_landing(spark, s, gate=quality.gate)
+    assert not storage.list_keys(s, layout.LANDING_PREFIX + "/")
+    assert read_watermark(s)["last_exported_version"] == -1
+
+
+def test_updates_to_the_append_only_raw_table_block_the_export(spark, export_settings):
+    from lakehouse_helpers.export import ExportBlocked
+
+    s = export_settings
+    ensure_tables(spark, s)
+    _append_raw(spark, s, 30, seed=7)
+    spark.sql(f"DELETE FROM delta.`{layout.raw_orders(s)}` WHERE line_no = 2")
+    with pytest.raises(ExportBlocked, match="append-only"):
+        export_to_landing(spark, s)
