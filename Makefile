@@ -39,8 +39,9 @@ $(JARS)/.resolved: $(POMS)
 services-up: setup  ## start Kafka, the S3 server and the metastore (reuses running ones)
 	@$(CLI) services up
 
-services-down:  ## stop the services this project started
-	@if [ -x $(PY) ]; then $(CLI) services down; fi
+services-down:  ## stop the services this project started (the test suite's too)
+	@if [ -x $(PY) ]; then $(CLI) services down; \
+	  if [ -d $(STATE)/test/services ]; then LAKEHOUSE_STATE_DIR=$(STATE)/test $(CLI) services down >/dev/null; fi; fi
 
 services-status:  ## show each service's health
 	@$(CLI) services status

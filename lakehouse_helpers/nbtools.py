@@ -1,6 +1,6 @@
 """Keep committed notebooks reviewable: no execution counts, no volatile metadata, and outputs
 only on cells marked `# NBVAL_CHECK_OUTPUT` (the figures the default seed fixes, which
-`pytest --nbval-lax notebooks/` compares).
+`pytest --nbval-lax notebooks/` compares; those cells carry execution count 0).
 
     python -m lakehouse_helpers notebooks check             # what `make test` enforces
     python -m lakehouse_helpers notebooks refresh RUN_DIR   # take checked outputs from a run
@@ -38,11 +38,13 @@ def clean(nb: dict, outputs_from: dict | None = None) -> dict:
             cell.get("metadata", {}).pop(key, None)
         if cell.get("cell_type") != "code":
             continue
-        cell["execution_count"] = None
         outputs = executed.get(_source(cell), cell.get("outputs", [])) if is_checked(cell) else []
+        # nbval skips the comparison for a cell without a count ("unrun"); 0 marks a stored
+        # reference output without carrying a live, ever-changing execution count.
+        cell["execution_count"] = 0 if outputs else None
         for out in outputs:
             if "execution_count" in out:
-                out["execution_count"] = None
+                out["execution_count"] = 0
         cell["outputs"] = outputs
     return nb
 

@@ -44,7 +44,9 @@ def _failed_cell(nb_path: Path) -> str:
         nb = json.loads(nb_path.read_text())
     except (OSError, ValueError):
         return ""
-    for index, cell in enumerate(nb.get("cells", [])):
+    # Papermill adds cells of its own (error banner, injected parameters): number the user's cells.
+    ours = [c for c in nb.get("cells", []) if not {"papermill-error-cell-tag", "injected-parameters"} & set(c.get("metadata", {}).get("tags", []))]
+    for index, cell in enumerate(ours):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 source = "".join(cell.get("source", "")).strip().splitlines()

@@ -114,7 +114,7 @@ def test_a_failing_notebook_is_named_with_its_cell(stack, tmp_path):
             {"cell_type": "code", "metadata": {}, "source": "raise ValueError('broken on purpose')", "outputs": [], "execution_count": None},
         ],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
+        "nbformat": 4, "nbformat_minor": 4,
     }
     (nb_dir / "00_ok_then_fail.ipynb").write_text(json.dumps(nb))
     (nb_dir / "01_never_runs.ipynb").write_text(json.dumps(nb))
