@@ -80,3 +80,8 @@ def unique_name(request) -> str:
     import uuid
 
     return f"{request.node.name.split('[')[0].removeprefix('test_')}_{uuid.uuid4().hex[:8]}"
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that restart the services (and stop the shared Spark session) run last."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_services") is not None)

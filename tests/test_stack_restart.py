@@ -1,6 +1,6 @@
 """Data survives `services down` then `up`: topic messages, S3 objects and catalog tables.
 
-Runs after test_stack.py (file order); it restarts the test session's own services."""
+Marked restarts_services: conftest runs these last, since they restart the test stack."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from lakehouse_helpers import services, storage
 
-pytestmark = [pytest.mark.services, pytest.mark.spark]
+pytestmark = [pytest.mark.services, pytest.mark.spark, pytest.mark.restarts_services]
 
 
 def _consume_all(settings, topic: str) -> list[dict]:
