@@ -14,7 +14,7 @@ CLI    := $(PY) -m lakehouse_helpers
 # Notebook parameters from the command line, e.g. `make run EVENTS=100000 SEED=7`.
 RUN_ARGS := $(if $(EVENTS),-p events $(EVENTS)) $(if $(SEED),-p seed $(SEED)) $(if $(NOTEBOOKS),--only $(NOTEBOOKS))
 
-.PHONY: help setup run test lint lab bench services-up services-down services-status doctor clean distclean deploy-databricks
+.PHONY: help setup run test lint lab bench services-up services-down services-status doctor clean distclean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -62,8 +62,9 @@ lint:  ## ruff
 lab: setup services-up  ## JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
-bench: setup services-up  ## measure set-up, service and Spark start-up costs
-	@$(CLI) bench
+BENCH_EVENTS ?= 100000
+bench: setup services-up  ## measure service and Spark start-up, and produce/stream/export rates
+	@$(CLI) bench --events $(BENCH_EVENTS)
 
 clean: services-down  ## remove all generated state (.lakehouse/): jars, service data, tables, outputs
 	rm -rf $(STATE)

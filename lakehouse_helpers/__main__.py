@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the notebooks in order with papermill")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
-    sub.add_parser("bench", help="measure service and Spark start-up")
+    bench = sub.add_parser("bench", help="measure service and Spark start-up, and pipeline throughput")
+    bench.add_argument("--events", type=int, default=0, help="also run produce/stream/export for this many events")
     nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, or refresh checked outputs")
     nbs.add_argument("action", choices=["check", "refresh"])
     nbs.add_argument("run_dir", nargs="?", help="executed notebooks to take checked outputs from (refresh)")
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import main as bench_main
 
-            return bench_main(settings)
+            return bench_main(settings, args.events)
     except services.ServiceError as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,9 @@
 """`make bench`: the start-up costs users feel most, measured on this machine.
 
 Each figure is a wall-clock measurement of the real thing: the services' cold start (after
-`down`), their warm reuse (`up` again), a Spark session with every jar, and the memory the
-running stack holds. Results are printed and written to `<state_dir>/bench/latest.json`.
+`down`), their warm reuse (`up` again), a Spark session with every jar, the memory the running
+stack holds and, with `BENCH_EVENTS=N`, the produce / stream / export rates for N events.
+Results are printed and written to `<state_dir>/bench/latest.json`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,42 @@ def _spark_start(settings: Settings) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main(settings: Settings) -> int:
+def pipeline(settings: Settings, events: int) -> dict:
+    """Produce -> stream -> export for `events` order events, in a data folder, topic and bucket
+    of its own (the user's tables are not touched), in a fresh interpreter like a notebook."""
+    import uuid
+
+    run = uuid.uuid4().hex[:8]
+    code = f"""
+import json, time
+from lakehouse_helpers import get_spark, load_settings, storage
+from lakehouse_helpers.events import generate
+from lakehouse_helpers.produce import produce
+from lakehouse_helpers.stream import run_stream
+from lakehouse_helpers.export import export_to_landing
+s = load_settings(data_dir_override={str(settings.state_dir / "bench" / run)!r},
+                  kafka_topic="bench.{run}", s3_bucket="bench-{run}")
+storage.ensure_bucket(s)
+t = time.monotonic(); batch = generate(events={events}); gen_s = time.monotonic() - t
+p = produce(s, batch, progress=False)
+spark = get_spark(s)
+st = run_stream(spark, s)
+ex = export_to_landing(spark, s)
+print(json.dumps({{
+    "events": {events}, "messages": len(batch.messages), "generate_s": round(gen_s, 1),
+    "produce_s": p.seconds, "produce_msgs_per_s": round(p.rate),
+    "stream_s": st.seconds, "stream_rows_per_s": round(st.rows_per_second),
+    "raw_rows": st.raw_rows_added, "quarantine_rows": st.quarantine_rows_added,
+    "export_s": ex.seconds, "export_rows_per_s": round(ex.rows / ex.seconds) if ex.seconds else 0,
+}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"pipeline benchmark failed:\n{out.stderr[-3000:]}")
+    return {f"pipeline_{k}": v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+def main(settings: Settings, events: int = 0) -> int:
     figures: dict = {"jar_cache_mb": round(jvm.cache_size_bytes(settings) / 1e6)}
     services.down(settings, log=lambda *_: None)
     t = time.monotonic()
@@ -64,6 +100,8 @@ def main(settings: Settings) -> int:
     figures["services_rss_mb"] = round(sum(_rss_mb(st.pid) for st in statuses if st.pid))
     figures.update(_spark_start(settings))
     figures["stack_peak_rss_mb"] = figures["services_rss_mb"] + figures["spark_driver_rss_mb"]
+    if events:
+        figures.update(pipeline(settings, events))
     out = settings.state_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(figures, indent=2))

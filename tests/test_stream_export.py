@@ -123,3 +123,21 @@ def test_updates_to_the_append_only_raw_table_block_the_export(spark, export_set
     spark.sql(f"DELETE FROM delta.`{layout.raw_orders(s)}` WHERE line_no = 2")
     with pytest.raises(ExportBlocked, match="append-only"):
         export_to_landing(spark, s)
+
+
+def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_settings, unique_name):
+    from lakehouse_helpers.produce import produce
+    from lakehouse_helpers.stream import run_stream, table_counts
+
+    s = export_settings.replace(kafka_topic=f"live.{unique_name}")
+    batch = generate(events=200, seed=11)
+    produce(s, batch, progress=False)
+    seen = []
+    result = run_stream(spark, s, mode="live", live_seconds=12, trigger_interval="1 second", on_progress=seen.append)
+    assert result.mode == "live"
+    assert result.input_rows == len(batch.messages)  # everything produced was read while it ran
+    assert seen and any(p["numInputRows"] > 0 for p in seen)
+    assert any(p["rows_per_second"] > 0 for p in result.progress)
+    counts = table_counts(spark, s)
+    assert counts["raw"] == batch.expected["raw"] and counts["quarantine"] == batch.expected["quarantine"]
+    assert not spark.streams.active  # the notebook's stream was stopped, not left running
