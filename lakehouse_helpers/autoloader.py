@@ -541,7 +541,7 @@ def _make_source_classes():
             import pyarrow as pa
             from pyspark.sql.pandas.types import to_arrow_schema
 
-            arrow_schema = to_arrow_schema(self.schema)
+            arrow_schema = to_arrow_schema(self.schema, timezone="UTC")
             source_col = _get(self.options, "sourceFileColumn")
             columns = [n for n, _ in self.fields]
             for f in partition.files:
@@ -705,7 +705,7 @@ def read_stream(
 
     register(spark)
     fs_options = s3_options(settings)
-    state = resolve_schema(source, fmt, schema_location, fs_options, schema, schema_hints, infer_column_types, rescued_data_column, source_file_column)
+    state = resolve_schema(source, fmt, schema_location, {**cf, **fs_options}, schema, schema_hints, infer_column_types, rescued_data_column, source_file_column)
     if source_file_column:
         cf["sourceFileColumn"] = source_file_column
     if schema_location is None:
