@@ -14,6 +14,8 @@ from pathlib import Path
 from .settings import Settings
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+# A cell that demonstrates an error (nbclient and nbval let it raise; papermill does not know).
+EXPECTED_ERROR_TAG = "raises-exception"
 
 
 @dataclass
@@ -47,11 +49,26 @@ def _failed_cell(nb_path: Path) -> str:
     # Papermill adds cells of its own (error banner, injected parameters): number the user's cells.
     ours = [c for c in nb.get("cells", []) if not {"papermill-error-cell-tag", "injected-parameters"} & set(c.get("metadata", {}).get("tags", []))]
     for index, cell in enumerate(ours):
+        if EXPECTED_ERROR_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 source = "".join(cell.get("source", "")).strip().splitlines()
                 return f"cell {index}: {source[0] if source else ''!r}: {out.get('ename')}: {out.get('evalue')}"
     return ""
+
+
+def _only_expected_errors(nb_path: Path) -> bool:
+    try:
+        nb = json.loads(nb_path.read_text())
+    except (OSError, ValueError):
+        return False
+    errors = [
+        c for c in nb.get("cells", [])
+        if any(o.get("output_type") == "error" for o in c.get("outputs", []))
+        and "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])
+    ]
+    return bool(errors) and all(EXPECTED_ERROR_TAG in c.get("metadata", {}).get("tags", []) for c in errors)
 
 
 def run_notebooks(
@@ -89,7 +106,11 @@ def run_notebooks(
             )
             status, error = "ok", ""
         except PapermillExecutionError as exc:
-            status, error = "failed", _failed_cell(output) or f"{exc.ename}: {exc.evalue}"
+            unexpected = _failed_cell(output)
+            # Only errors in cells tagged raises-exception: the notebook ran as designed.
+            status, error = ("failed", unexpected) if unexpected else ("ok", "")
+            if not unexpected and not _only_expected_errors(output):
+                status, error = "failed", f"{exc.ename}: {exc.evalue}"
         results.append(
             NotebookResult(path.name, status, round(time.monotonic() - start, 1), str(output), read_figures(output), error)
         )

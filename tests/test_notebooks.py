@@ -83,6 +83,10 @@ def test_figures_reconcile_with_what_was_produced(first_run):
     assert f["03"]["landing_rows"] == f["03"]["exported_rows"] == f["02"]["raw_rows"]
     assert f["04"]["checks_failed"] == 0
     assert f["04"]["duplicate_event_ids"] == expected["duplicates"]
+    # 05: bronze = landing, which now also holds the new files with the drift column
+    assert f["05"]["bronze_rows"] == f["05"]["landing_rows"] == f["02"]["raw_rows"] + f["05"]["drift_rows"]
+    assert f["05"]["schema_versions"] == 2  # inferred, then evolved once
+    assert f["05"]["rescued_rows"] >= 1
 
 
 def test_secrets_never_reach_executed_notebooks(first_run):
@@ -94,15 +98,20 @@ def test_secrets_never_reach_executed_notebooks(first_run):
 
 
 def test_second_run_adds_nothing(first_run):
+    """Every notebook re-run on the same state: nothing is sent, ingested or exported twice."""
     settings, env, folder, _, first = first_run
     with environ(env):
-        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03"], out_dir=folder / "run2", log=lambda *_: None)
-    assert [r.status for r in results] == ["ok"] * 3, [r.error for r in results]
+        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05"], out_dir=folder / "run2", log=lambda *_: None)
+    assert [r.status for r in results] == ["ok"] * 5, [r.error for r in results]
     f, before = _figures(results), _figures(first)
     assert f["01"]["skipped"] is True and f["01"]["delivered"] == 0
     assert f["02"]["raw_rows_added"] == 0 and f["02"]["raw_rows"] == before["02"]["raw_rows"]
     assert f["02"]["quarantine_rows"] == before["02"]["quarantine_rows"]
-    assert f["03"]["exported_rows"] == 0 and f["03"]["landing_rows"] == before["03"]["landing_rows"]
+    assert f["03"]["exported_rows"] == 0
+    assert f["03"]["landing_rows"] == before["03"]["landing_rows"] + before["05"]["drift_rows"]
+    assert f["04"]["checks_failed"] == 0  # the dropped files are reconciled
+    assert f["05"]["bronze_rows"] == before["05"]["bronze_rows"] and f["05"]["schema_versions"] == 2
+    assert f["05"]["restarts"] == 0
 
 
 def test_a_failing_notebook_is_named_with_its_cell(stack, tmp_path):
