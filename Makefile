@@ -63,8 +63,8 @@ lab: setup services-up  ## JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 BENCH_EVENTS ?= 100000
-bench: setup services-up  ## measure service and Spark start-up, and produce/stream/export rates
-	@$(CLI) bench --events $(BENCH_EVENTS)
+bench: setup services-up  ## start-up costs, produce/stream/export rates, Auto Loader files/s
+	@$(CLI) bench --events $(BENCH_EVENTS) --autoloader
 
 clean: services-down  ## remove all generated state (.lakehouse/): jars, service data, tables, outputs
 	rm -rf $(STATE)

@@ -86,7 +86,48 @@ print(json.dumps({{
     return {f"pipeline_{k}": v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
-def main(settings: Settings, events: int = 0) -> int:
+AUTOLOADER_SCRIPT = """
+import json, os, shutil, sys, time
+from lakehouse_helpers import get_spark, load_settings
+from lakehouse_helpers import autoloader as al
+from lakehouse_helpers.events import generate
+root, files, rows_per_file = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+shutil.rmtree(root, ignore_errors=True)
+os.makedirs(f"{root}/src")
+lines = [m.value.decode() for m in generate(events=rows_per_file, malformed_rate=0, invalid_rate=0, duplicate_rate=0).messages]
+body = "\\n".join(lines) + "\\n"
+for i in range(files):
+    with open(f"{root}/src/f{i:05d}.json", "w") as fh:
+        fh.write(body)
+spark = get_spark(load_settings())
+t = time.monotonic()
+df = al.read_stream(spark, load_settings(), f"{root}/src", "json", schema_location=f"{root}/schema",
+                    schema_hints="quantity int, event_ts timestamp", max_files_per_trigger=1000)
+q = (df.writeStream.format("delta").option("checkpointLocation", f"{root}/checkpoint")
+     .trigger(availableNow=True).start(f"{root}/out"))
+q.awaitTermination()
+seconds = time.monotonic() - t
+rows = spark.read.format("delta").load(f"{root}/out").count()
+assert rows == files * len(lines), (rows, files * len(lines))
+print(json.dumps({"files": files, "rows": rows, "seconds": round(seconds, 1),
+                  "files_per_s": round(files / seconds, 1), "rows_per_s": round(rows / seconds)}))
+shutil.rmtree(root, ignore_errors=True)
+"""
+
+
+def autoloader(settings: Settings, files: int, rows_per_file: int) -> dict:
+    """Auto Loader (open-source) ingesting `files` JSON files into Delta, from a fresh checkpoint."""
+    root = str(settings.state_dir / "bench" / f"autoloader-{files}x{rows_per_file}")
+    out = subprocess.run(
+        [sys.executable, "-c", AUTOLOADER_SCRIPT, root, str(files), str(rows_per_file)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"Auto Loader benchmark failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return {f"autoloader_{files}x{rows_per_file}_{k}": v for k, v in result.items() if k in ("seconds", "files_per_s", "rows_per_s")}
+
+
+def main(settings: Settings, events: int = 0, autoloader_files: bool = False) -> int:
     figures: dict = {"jar_cache_mb": round(jvm.cache_size_bytes(settings) / 1e6)}
     services.down(settings, log=lambda *_: None)
     t = time.monotonic()
@@ -102,6 +143,9 @@ def main(settings: Settings, events: int = 0) -> int:
     figures["stack_peak_rss_mb"] = figures["services_rss_mb"] + figures["spark_driver_rss_mb"]
     if events:
         figures.update(pipeline(settings, events))
+    if autoloader_files:
+        figures.update(autoloader(settings, 1000, 10))  # many small files
+        figures.update(autoloader(settings, 10, 100_000))  # a few large ones (about 40 MB each)
     out = settings.state_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(figures, indent=2))

@@ -32,7 +32,7 @@ def bronze_stream(spark, settings: Settings, max_files_per_trigger: int | None =
     restart after a schema change reads with the newest schema version."""
 
     def start():
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.spark_catalog_name}.{BRONZE_SCHEMA}")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.schema(BRONZE_SCHEMA)}")
         df = autoloader.read_stream(
             spark, settings, layout.landing_url(settings), "parquet",
             schema_location=schema_location(settings),

@@ -33,6 +33,7 @@ ENV_VARS: dict[str, str] = {
     "metastore_port": "METASTORE_PORT",
     "catalog_impl": "LAKEHOUSE_CATALOG_IMPL",
     "catalog": "LAKEHOUSE_CATALOG",
+    "schema_prefix": "LAKEHOUSE_SCHEMA_PREFIX",
     "uc_url": "UC_URL",
     "databricks_host": "DATABRICKS_HOST",
     "spark_master": "SPARK_MASTER",
@@ -106,6 +107,8 @@ class Settings:
     catalog_impl: str = "hive"
     # Catalog part of three-level names. Spark's metastore is always `spark_catalog`.
     catalog: str = "lakehouse"
+    # Prepended to schema names (bronze, silver, ...): one catalog can hold several workbooks.
+    schema_prefix: str = ""
     uc_url: str = ""
     databricks_host: str = ""
     spark_master: str = "local[2]"
@@ -161,9 +164,13 @@ class Settings:
         """The catalog in three-level names: the metastore is `spark_catalog` in Spark."""
         return "spark_catalog" if self.catalog_impl == "hive" else self.catalog
 
+    def schema(self, schema: str) -> str:
+        """Two-level schema name, e.g. `lakehouse.bronze`."""
+        return f"{self.spark_catalog_name}.{self.schema_prefix}{schema}"
+
     def table(self, schema: str, name: str) -> str:
         """Three-level table name, e.g. `lakehouse.bronze.orders`."""
-        return f"{self.spark_catalog_name}.{schema}.{name}"
+        return f"{self.schema(schema)}.{name}"
 
     def s3_url(self, *parts: str, scheme: str = "s3a") -> str:
         path = "/".join(p.strip("/") for p in parts if p)

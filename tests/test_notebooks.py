@@ -45,8 +45,12 @@ def isolated_run(stack, test_env, folder: Path):
         "LAKEHOUSE_DATA_DIR": str(folder / "data"),
         "KAFKA_TOPIC": f"nb.{run}.orders",
         "S3_BUCKET": f"nb-{run}",
+        "LAKEHOUSE_SCHEMA_PREFIX": f"nb{run}_",  # its own bronze schema in the shared metastore
     }
-    settings = stack.replace(data_dir_override=env["LAKEHOUSE_DATA_DIR"], kafka_topic=env["KAFKA_TOPIC"], s3_bucket=env["S3_BUCKET"])
+    settings = stack.replace(
+        data_dir_override=env["LAKEHOUSE_DATA_DIR"], kafka_topic=env["KAFKA_TOPIC"],
+        s3_bucket=env["S3_BUCKET"], schema_prefix=env["LAKEHOUSE_SCHEMA_PREFIX"],
+    )
     storage.ensure_bucket(settings)
     return settings, env
 

@@ -15,6 +15,7 @@ def test_defaults(tmp_path):
     assert s.kafka_bootstrap == "127.0.0.1:9092"
     assert s.s3_bucket == "lakehouse"
     assert s.table("bronze", "orders") == "spark_catalog.bronze.orders"
+    assert s.replace(schema_prefix="dev_").table("bronze", "orders") == "spark_catalog.dev_bronze.orders"
 
 
 def test_precedence_dotenv_then_environment_then_overrides(tmp_path):

@@ -80,11 +80,11 @@ def _count_in_new_session(test_env, table: str) -> int:
 def test_catalog_table_by_three_level_name_survives_a_new_session(stack, spark, test_env, unique_name):
     schema = "tests"
     table = stack.table(schema, unique_name)
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {stack.spark_catalog_name}.{schema}")
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {stack.schema(schema)}")
     spark.range(42).write.format("delta").saveAsTable(table)
     spark.sql(f"COMMENT ON TABLE {table} IS 'written by the test suite'")
 
-    listed = [t.name for t in spark.catalog.listTables(f"{stack.spark_catalog_name}.{schema}")]
+    listed = [t.name for t in spark.catalog.listTables(f"{stack.schema(schema)}")]
     assert unique_name in listed
     detail = spark.sql(f"DESCRIBE DETAIL {table}").first()
     assert detail["format"] == "delta"
