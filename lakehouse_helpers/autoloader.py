@@ -533,9 +533,14 @@ def _make_source_classes():
 
         def partitions(self, start: dict, end: dict):
             files = self.log[start["index"] : end["index"]]
-            # Up to 2 files per task keeps tasks few for many small files, parallel for big ones.
-            size = 2 if len(files) > 8 else 1
-            return [FilesPartition(files[i : i + size]) for i in range(0, len(files), size)]
+            if not files:
+                return []
+            # Few tasks for many small files (per-task overhead dominates), one task per big
+            # file, and at least two tasks so both local cores work.
+            total = sum(f["size"] for f in files)
+            tasks = min(len(files), max(2, -(-total // (64 * 1024 * 1024))))
+            per_task = -(-len(files) // tasks)
+            return [FilesPartition(files[i : i + per_task]) for i in range(0, len(files), per_task)]
 
         def read(self, partition):
             import pyarrow as pa

@@ -47,7 +47,7 @@ def test_data_survives_down_then_up(stack, spark, test_env, unique_name):
     key = f"tests/{unique_name}/object.json"
     storage.s3_client(stack).put_object(Bucket=stack.s3_bucket, Key=key, Body=b'{"kept": true}')
     table = stack.table("tests", unique_name)
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {stack.schema("tests")}")
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {stack.schema('tests')}")
     spark.range(7).write.format("delta").saveAsTable(table)
 
     from lakehouse_helpers.spark import stop_spark
