@@ -703,9 +703,7 @@ def read_stream(
             reader = reader.schema(schema)
         df = reader.load(source)
         if source_file_column:
-            from pyspark.sql import functions as F
-
-            df = df.withColumn(source_file_column, F.col("_metadata.file_path"))
+            df = df.selectExpr("*", f"_metadata.file_path AS `{source_file_column}`")
         return df
 
     register(spark)
