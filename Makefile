@@ -60,7 +60,7 @@ lint:  ## ruff
 	$(VENV)/bin/ruff check lakehouse_helpers tests
 
 lab: setup services-up  ## JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 BENCH_EVENTS ?= 100000
 bench: setup services-up  ## start-up costs, produce/stream/export rates, Auto Loader files/s

@@ -4,6 +4,7 @@ All services are real processes started by the test session (see conftest.stack)
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -89,3 +90,38 @@ def test_catalog_table_by_three_level_name_survives_a_new_session(stack, spark, 
     detail = spark.sql(f"DESCRIBE DETAIL {table}").first()
     assert detail["format"] == "delta"
     assert _count_in_new_session(test_env, table) == 42
+
+
+def test_external_profile_uses_given_endpoints_and_starts_nothing(stack, tmp_path):
+    """LAKEHOUSE_PROFILE=external against running services (here: the test stack, as if it
+    were a user's own): checks pass with keys from the environment, and Spark writes to S3 and
+    to a catalog kept inside the driver, with nothing embedded started."""
+    env = {
+        "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+        "LAKEHOUSE_PROFILE": "external",
+        "LAKEHOUSE_STATE_DIR": str(tmp_path / "state"),
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "S3_ENDPOINT_URL": stack.s3_endpoint,
+        "S3_BUCKET": stack.s3_bucket,
+        "AWS_ACCESS_KEY_ID": stack.s3_access_key.reveal(),
+        "AWS_SECRET_ACCESS_KEY": stack.s3_secret_key.reveal(),
+    }
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "jars").symlink_to(stack.jars_dir.resolve())
+    code = (
+        "from lakehouse_helpers import get_spark, load_settings, services\n"
+        "from lakehouse_helpers.doctor import run_checks\n"
+        "s = load_settings()\n"
+        "assert not s.embedded\n"
+        "bad = [c for c in run_checks(s) if not c.ok]\n"
+        "assert not bad, bad\n"
+        "spark = get_spark(s)\n"
+        "spark.range(5).write.format('delta').mode('overwrite').save(s.s3_url('tests/external'))\n"
+        "spark.sql('CREATE SCHEMA IF NOT EXISTS ' + s.schema('ext'))\n"
+        "spark.range(3).write.format('delta').mode('overwrite').saveAsTable(s.table('ext', 't'))\n"
+        "print('COUNTS', spark.read.format('delta').load(s.s3_url('tests/external')).count(), spark.table(s.table('ext', 't')).count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "COUNTS 5 3" in out.stdout
+    assert not (tmp_path / "state" / "services").exists()  # nothing embedded was started

@@ -133,7 +133,7 @@ def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_se
     batch = generate(events=200, seed=11)
     produce(s, batch, progress=False)
     seen = []
-    result = run_stream(spark, s, mode="live", live_seconds=12, trigger_interval="1 second", on_progress=seen.append)
+    result = run_stream(spark, s, mode="live", live_seconds=20, trigger_interval="1 second", on_progress=seen.append)
     assert result.mode == "live"
     assert result.input_rows == len(batch.messages)  # everything produced was read while it ran
     assert seen and any(p["numInputRows"] > 0 for p in seen)
