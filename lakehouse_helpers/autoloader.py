@@ -243,6 +243,10 @@ def file_columns(path: str, fmt: str, options: dict, infer_types: bool) -> list[
             for h in header:
                 types[h] = widest(types.get(h, _csv_type(rec.get(h))), _csv_type(rec.get(h)))
         return [(h, types.get(h, "string")) for h in header]
+    if not infer_types:
+        names = _json_keys_fast(_read_bytes(path, options))
+        if names is not None:
+            return [(n, "string") for n in names]
     seen: dict[str, str] = {}
     for rec in file_records(path, fmt, options):
         for key, value in rec.items():
@@ -254,6 +258,22 @@ def file_columns(path: str, fmt: str, options: dict, infer_types: bool) -> list[
             elif t is not None:
                 seen[key] = t if seen[key] is None else widest(seen[key], t)
     return [(k, t or "string") for k, t in seen.items()]
+
+
+def _json_keys_fast(data: bytes) -> list[str] | None:
+    """Top-level keys of a JSON Lines file, parsed in C++ by pyarrow (planning reads every new
+    file to find new columns; this keeps that cheap). None when pyarrow cannot parse it (a
+    broken line, a type that changes between lines): the Python parser then decides."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    if not data.strip():
+        return []
+    try:
+        table = pj.read_json(io.BytesIO(data), parse_options=pj.ParseOptions(unexpected_field_behavior="infer"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return table.column_names
 
 
 def _csv_type(value: str | None) -> str:
