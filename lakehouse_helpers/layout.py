@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .settings import Settings
 
 
@@ -28,7 +26,3 @@ EXPORT_STATE_KEY = "landing/_export_state/orders.json"
 def landing_url(settings: Settings) -> str:
     """The S3 landing zone: Parquet partitioned by ingestion_date (03 writes, 04 and 05 read)."""
     return settings.s3_url(LANDING_PREFIX)
-
-
-def local_path(path: str) -> Path:
-    return Path(path)
