@@ -123,10 +123,17 @@ def produce(
     def on_error(exc) -> None:
         errors.append(repr(exc))
 
+    from kafka.errors import KafkaError
+
     start = time.monotonic()
     try:
         for message in tqdm(batch.messages, desc=f"producing to {topic}", unit="msg", disable=not progress, mininterval=0.5):
-            producer.send(topic, key=message.key, value=message.value, headers=headers).add_callback(on_ok).add_errback(on_error)
+            try:
+                future = producer.send(topic, key=message.key, value=message.value, headers=headers)
+            except KafkaError as exc:  # refused before sending (too large, ...): counted, not hidden
+                on_error(exc)
+                continue
+            future.add_callback(on_ok).add_errback(on_error)
         producer.flush(timeout=timeout_s)
     finally:
         producer.close(timeout=10)
@@ -142,7 +149,8 @@ def produce(
     if failed:
         raise ProduceError(
             f"{failed} of {sent} messages were not delivered to {topic} at {settings.kafka_bootstrap}; "
-            f"first errors: {errors[:3]}. Nothing was recorded as produced: fix the cause and re-run."
+            f"first errors: {errors[:3]}. The batch is not recorded as produced: fix the cause and re-run; "
+            "events already delivered are then sent again, and silver removes them by event_id."
         )
     folder = manifest_dir(settings, topic)
     folder.mkdir(parents=True, exist_ok=True)

@@ -141,3 +141,20 @@ def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_se
     counts = table_counts(spark, s)
     assert counts["raw"] == batch.expected["raw"] and counts["quarantine"] == batch.expected["quarantine"]
     assert not spark.streams.active  # the notebook's stream was stopped, not left running
+
+
+def test_delivery_failures_are_counted_and_raised(stack, unique_name):
+    from lakehouse_helpers.events import Batch, GeneratorConfig, Message
+    from lakehouse_helpers.produce import ProduceError, load_manifests, produce
+
+    s = stack.replace(kafka_topic=f"fail.{unique_name}")
+    batch = Batch(GeneratorConfig(events=3, seed=99))
+    batch.messages = [
+        Message(b"k1", b'{"ok": 1}', "valid", "raw"),
+        Message(b"k2", b"x" * (2 * 1024 * 1024), "valid", "raw"),  # over the producer's 1 MB request limit
+        Message(b"k3", b'{"ok": 3}', "valid", "raw"),
+    ]
+    with pytest.raises(ProduceError, match="1 of 3 messages were not delivered") as info:
+        produce(s, batch, progress=False)
+    assert "MessageSizeTooLarge" in str(info.value)
+    assert load_manifests(s) == []  # a failed batch is not recorded as produced
