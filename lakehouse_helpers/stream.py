@@ -181,6 +181,20 @@ def _writer(settings: Settings, app_id: str):
     return write_batch
 
 
+def kafka_reader(spark, settings: Settings, topic: str | None = None, streaming: bool = False):
+    """A reader of the whole topic from its earliest offset: streaming (02) or one batch of
+    everything there now (to inspect the topic). `failOnDataLoss` stays on: lost offsets stop
+    the read instead of being skipped."""
+    reader = (
+        (spark.readStream if streaming else spark.read).format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("subscribe", topic or settings.kafka_topic)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+    )
+    return reader if streaming else reader.option("endingOffsets", "latest")
+
+
 def run_stream(
     spark,
     settings: Settings,
@@ -199,13 +213,7 @@ def run_stream(
     ensure_tables(spark, settings)
     topic = topic or settings.kafka_topic
     name = "raw_orders"
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "true")
-    )
+    reader = kafka_reader(spark, settings, topic, streaming=True)
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
     before = _counts(spark, settings)

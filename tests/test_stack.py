@@ -12,6 +12,7 @@ import pytest
 
 from lakehouse_helpers import storage
 from lakehouse_helpers.services import kafka as kafka_service
+from lakehouse_helpers.stream import kafka_reader
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
 
@@ -31,14 +32,7 @@ def test_kafka_python_writes_n_spark_reads_n(stack, spark, unique_name):
     topic = f"test.{unique_name}"
     kafka_service.ensure_topic(stack, topic)
     produce(stack, topic, 250)
-    df = (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", stack.kafka_bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", "earliest")
-        .option("endingOffsets", "latest")
-        .load()
-    )
+    df = kafka_reader(spark, stack, topic).load()
     assert df.count() == 250
     assert df.selectExpr("count(distinct key)").first()[0] == 250
 
