@@ -70,6 +70,13 @@ def dropped_rows(settings: Settings) -> int:
     return sum(d["rows"] for d in read_drops(settings)["drops"])
 
 
+def drift_batch(events: int, seed: int):
+    """The events of a drift drop: valid orders that all carry the new column."""
+    from .events import generate
+
+    return generate(events=events, seed=seed, malformed_rate=0, invalid_rate=0, duplicate_rate=0, late_rate=0, drift_after=0)
+
+
 @dataclass
 class Drop:
     rows: int
@@ -85,7 +92,7 @@ def write_drift_files(spark, settings: Settings, events: int = 200, seed: int = 
     a second call with the same seed writes nothing."""
     from pyspark.sql import functions as F
 
-    from .events import DRIFT_FIELD, generate
+    from .events import DRIFT_FIELD
     from .storage import s3_client
     from .stream import RAW_COLUMNS, classify
 
@@ -95,7 +102,7 @@ def write_drift_files(spark, settings: Settings, events: int = 200, seed: int = 
     for d in state["drops"]:
         if d["id"] == drop_id:
             return Drop(d["rows"], d["path"], d["new_columns"], skipped=True)
-    batch = generate(events=events, seed=seed, malformed_rate=0, invalid_rate=0, duplicate_rate=0, late_rate=0, drift_after=0)
+    batch = drift_batch(events, seed)
     kafka_like = spark.createDataFrame(
         [(m.key, m.value, "upstream", 0, i, None) for i, m in enumerate(batch.messages)],
         "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
@@ -107,7 +114,10 @@ def write_drift_files(spark, settings: Settings, events: int = 200, seed: int = 
     )
     rows.coalesce(1).write.mode("overwrite").parquet(path)
     count = len(batch.messages)
-    state["drops"].append({"id": drop_id, "rows": count, "path": path, "new_columns": [DRIFT_FIELD], "at": time.time()})
+    state["drops"].append({
+        "id": drop_id, "rows": count, "path": path, "new_columns": [DRIFT_FIELD], "at": time.time(),
+        "generator": {"events": events, "seed": seed},  # so 06 can rebuild the ground truth
+    })
     s3_client(settings).put_object(Bucket=settings.s3_bucket, Key=DROPS_STATE_KEY, Body=json.dumps(state, indent=2).encode())
     return Drop(count, path, [DRIFT_FIELD])
 

@@ -25,3 +25,37 @@ def show(df, rows: int = 10):
     if hasattr(df, "limit") and hasattr(df, "toPandas"):
         return df.limit(rows).toPandas()
     return df.head(rows)
+
+
+def heatmap(frame, title: str, fmt: str = "{:,.0f}"):
+    """A labelled heatmap of a pandas DataFrame (rows x columns of numbers)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(1.4 * len(frame.columns) + 2.5, 0.6 * len(frame.index) + 1.4))
+    image = ax.imshow(frame.to_numpy(dtype=float), cmap="YlOrBr")
+    ax.set_xticks(range(len(frame.columns)), labels=list(frame.columns))
+    ax.set_yticks(range(len(frame.index)), labels=list(frame.index))
+    middle = frame.to_numpy(dtype=float).mean()
+    for (i, j), value in np.ndenumerate(frame.to_numpy(dtype=float)):
+        ax.text(j, i, fmt.format(value), ha="center", va="center", color="white" if value > middle else "black")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def short_error(error: BaseException, lines: int = 4) -> str:
+    """An expected error as a lesson: its name (Spark's error condition where there is one) and
+    the first lines of its message, without the JVM stack trace."""
+    condition = getattr(error, "getCondition", None) or getattr(error, "getErrorClass", None)
+    name = type(error).__name__
+    if callable(condition) and condition():
+        name = f"{name} [{condition()}]"
+    text = str(error)
+    java = getattr(error, "java_exception", None)  # classic Spark: an exception pyspark does not convert
+    if java is not None:
+        name = java.getClass().getSimpleName()
+        text = str(java.getMessage())
+    message = [m for m in text.splitlines() if m.strip() and not m.lstrip().startswith(("at ", "JVM stacktrace"))]
+    return f"{name}: " + "\n".join(message[:lines])

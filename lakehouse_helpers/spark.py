@@ -44,11 +44,19 @@ def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook") -> dict
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         # Quiet start-up: the log level applies before the session exists.
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2} -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=160m",
+        "spark.driver.extraJavaOptions": (
+            f"-Dlog4j2.configurationFile={LOG4J2} -Dlakehouse.log.file={log_file(settings)} "
+            "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=160m"
+        ),
     }
     conf.update(_s3a_conf(settings))
     conf.update(_catalog_conf(settings))
     return conf
+
+
+def log_file(settings: Settings) -> Path:
+    """Where the Spark driver logs (warnings and errors): a file, never the notebook."""
+    return (settings.state_dir / "logs" / "spark-driver.log").resolve()
 
 
 def _s3a_conf(settings: Settings) -> dict[str, str]:
