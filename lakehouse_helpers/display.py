@@ -59,3 +59,21 @@ def short_error(error: BaseException, lines: int = 4) -> str:
         text = str(java.getMessage())
     message = [m for m in text.splitlines() if m.strip() and not m.lstrip().startswith(("at ", "JVM stacktrace"))]
     return f"{name}: " + "\n".join(message[:lines])
+
+
+def pass_fail_chart(names, passed, failed, title: str):
+    """Horizontal stacked bars: rows that passed (blue) and failed (red) each check."""
+    import matplotlib.pyplot as plt
+
+    names, passed, failed = list(names), [int(p) for p in passed], [int(f) for f in failed]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2))
+    ax.barh(names, passed, color="#2c7fb8", label="passed")
+    bars = ax.barh(names, failed, left=passed, color="#c0392b", label="failed")
+    ax.bar_label(bars, labels=[f"{f} failed" for f in failed], padding=3)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel("rows")
+    ax.legend(loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import nbtools, storage
+from lakehouse_helpers import medallion, nbtools, storage, truth
+from lakehouse_helpers.bronze import drift_batch
 from lakehouse_helpers.events import REASONS, GeneratorConfig, generate
 from lakehouse_helpers.runner import NOTEBOOKS_DIR, run_notebooks
 
@@ -24,6 +25,28 @@ SMALL = {
     "events": 300, "seed": 7, "malformed_rate": 0.03, "invalid_rate": 0.06,
     "duplicate_rate": 0.05, "late_rate": 0.03, "drift_after": 0.5,
 }
+# The high-fault case of notebook 06's proof.
+HIGH_FAULTS = {
+    "events": 30_000, "seed": 11, "malformed_rate": 0.08, "invalid_rate": 0.10,
+    "duplicate_rate": 0.10, "late_rate": 0.10, "drift_after": 0.5,
+}
+DRIFT = {"events": 200, "seed": 1042}  # notebook 05's default drift files
+
+
+def expected_truth(*configs: dict) -> truth.Truth:
+    """Silver and gold as the generator meant them, computed here without the notebooks."""
+    return truth.from_batches([*(generate(GeneratorConfig(**c)) for c in configs), drift_batch(**DRIFT)])
+
+
+def assert_silver_and_gold_reconcile(f06: dict, expected: truth.Truth) -> None:
+    assert f06["silver_rows"] == f06["expected_silver_rows"] == expected.silver_rows
+    assert f06["duplicates_removed"] == expected.duplicates > 0
+    assert f06["bronze_rows"] == f06["silver_rows"] + f06["rejected_rows"] + f06["duplicates_removed"]
+    assert f06["accounted"] is True and f06["rejected_rows"] == 0
+    assert f06["late_events"] == f06["expected_late_events"] == expected.late_events > 0
+    revenue = sum(truth.gold(expected, medallion.FX_RATES)["daily_revenue"]["revenue_usd"])
+    assert f06["gold_revenue_usd"] == str(revenue)
+    assert f06["gold_equals_truth"] is True
 
 
 @contextmanager
@@ -91,6 +114,9 @@ def test_figures_reconcile_with_what_was_produced(first_run):
     assert f["05"]["bronze_rows"] == f["05"]["landing_rows"] == f["02"]["raw_rows"] + f["05"]["drift_rows"]
     assert f["05"]["schema_versions"] == 2  # inferred, then evolved once
     assert f["05"]["rescued_rows"] >= 1
+    # 06: every bronze row accounted for; silver and gold equal the ground truth
+    assert f["06"]["bronze_rows"] == f["05"]["bronze_rows"]
+    assert_silver_and_gold_reconcile(f["06"], expected_truth(SMALL))
 
 
 def test_secrets_never_reach_executed_notebooks(first_run):
@@ -105,8 +131,8 @@ def test_second_run_adds_nothing(first_run):
     """Every notebook re-run on the same state: nothing is sent, ingested or exported twice."""
     settings, env, folder, _, first = first_run
     with environ(env):
-        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05"], out_dir=folder / "run2", log=lambda *_: None)
-    assert [r.status for r in results] == ["ok"] * 5, [r.error for r in results]
+        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05", "06"], out_dir=folder / "run2", log=lambda *_: None)
+    assert [r.status for r in results] == ["ok"] * 6, [r.error for r in results]
     f, before = _figures(results), _figures(first)
     assert f["01"]["skipped"] is True and f["01"]["delivered"] == 0
     assert f["02"]["raw_rows_added"] == 0 and f["02"]["raw_rows"] == before["02"]["raw_rows"]
@@ -116,6 +142,35 @@ def test_second_run_adds_nothing(first_run):
     assert f["04"]["checks_failed"] == 0  # the dropped files are reconciled
     assert f["05"]["bronze_rows"] == before["05"]["bronze_rows"] and f["05"]["schema_versions"] == 2
     assert f["05"]["restarts"] == 0
+    assert f["06"]["silver_rows"] == before["06"]["silver_rows"]
+    assert f["06"]["silver_batches"] == before["06"]["silver_batches"]  # no new micro-batch
+    assert f["06"]["gold_revenue_usd"] == before["06"]["gold_revenue_usd"]
+
+
+def test_a_new_batch_grows_silver_by_its_new_valid_events(first_run):
+    """A second producer batch (new seed) through 02-06: silver grows by exactly its distinct
+    valid events, and gold still equals the ground truth of both batches."""
+    settings, env, folder, _, first = first_run
+    second = {**SMALL, "seed": 8}
+    with environ(env):
+        _, results = run_notebooks(settings, second, only=["01", "02", "03", "04", "05", "06"], out_dir=folder / "run3", log=lambda *_: None)
+    assert [r.status for r in results] == ["ok"] * 6, [r.error for r in results]
+    f, before = _figures(results), _figures(first)
+    new_events = generate(GeneratorConfig(**second)).expected["distinct_valid_events"]
+    assert f["06"]["silver_rows"] == before["06"]["silver_rows"] + new_events
+    assert_silver_and_gold_reconcile(f["06"], expected_truth(SMALL, second))
+
+
+def test_high_fault_rates_reconcile_exactly(stack, test_env, tmp_path):
+    """30,000 events with 8% malformed, 10% invalid, 10% duplicated and 10% late: silver and
+    every gold figure equal the ground truth, to the cent."""
+    settings, env = isolated_run(stack, test_env, tmp_path)
+    with environ(env):
+        _, results = run_notebooks(settings, HIGH_FAULTS, out_dir=tmp_path / "run", log=lambda *_: None)
+    assert [r.status for r in results] == ["ok"] * len(results), [r.error for r in results]
+    f = _figures(results)
+    assert f["02"]["quarantine_rows"] == generate(GeneratorConfig(**HIGH_FAULTS)).expected["quarantine"]
+    assert_silver_and_gold_reconcile(f["06"], expected_truth(HIGH_FAULTS))
 
 
 def test_a_failing_notebook_is_named_with_its_cell(stack, tmp_path):
