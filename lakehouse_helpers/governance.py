@@ -1,0 +1,190 @@
+"""Governance declared once, as data, and applied per backend.
+
+A `TableGovernance` entry says, for one table: its description and column descriptions, tags
+(table and column), owner, grants (principal -> privileges), column masks, a row filter and
+CHECK constraints. `apply(spark, settings, spec)` turns the spec into SQL:
+
+- `databricks` (Unity Catalog): the native statements: COMMENT ON, SET TAGS, SET OWNER, GRANT,
+  masking and row filter functions bound with SET MASK / SET ROW FILTER. Unity Catalog
+  enforces all of them.
+- `local` (Spark's metastore, open-source Spark and Delta): what they can enforce, for real:
+  comments, tags as table properties, CHECK constraints, and a governed view per table whose
+  masks and row filter are persistent SQL functions deciding on `current_user()`. Grants
+  cannot be enforced by open-source Spark: they are recorded in a grants table, shown as
+  declared, and marked as enforced only on Unity Catalog.
+
+`statements(...)` returns the SQL without running it, which is how the Databricks backend is
+checked here (there is no workspace on this machine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .settings import Settings
+
+GOVERNANCE_SCHEMA = "governance"
+BACKENDS = ("local", "databricks")
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    column: str  # the column the filter function receives
+    allowed: tuple[str, ...]  # values a non-privileged principal may see
+    privileged: str = "data_stewards"  # group (Databricks) or principal (local) that sees every row
+
+
+@dataclass(frozen=True)
+class TableGovernance:
+    schema: str  # bronze | silver | gold (the workbook's logical schema)
+    name: str
+    description: str
+    owner: str = "data_engineers"
+    columns: dict[str, str] = field(default_factory=dict)  # column -> description
+    tags: dict[str, str] = field(default_factory=dict)
+    column_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    grants: dict[str, tuple[str, ...]] = field(default_factory=dict)  # principal -> privileges
+    masks: dict[str, str] = field(default_factory=dict)  # column -> group that sees the clear value
+    row_filter: RowFilter | None = None
+    constraints: dict[str, str] = field(default_factory=dict)  # name -> SQL predicate
+
+    def table(self, settings: Settings) -> str:
+        return settings.table(self.schema, self.name)
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return ", ".join(f"{_q(k)} = {_q(v)}" for k, v in sorted(tags.items()))
+
+
+def function_name(settings: Settings, kind: str, t: TableGovernance, column: str) -> str:
+    return f"{settings.schema(GOVERNANCE_SCHEMA)}.{kind}_{t.schema}_{t.name}_{column}"
+
+
+def _mask_body(column: str, visible: str) -> str:
+    # Keeps the domain of an email, hides the rest: enough to debug, not to contact anyone.
+    return (f"CASE WHEN {visible} THEN {column} "
+            f"ELSE concat('***', substring({column}, instr({column}, '@'))) END")
+
+
+def _filter_body(f: RowFilter, privileged: str) -> str:
+    allowed = ", ".join(_q(v) for v in f.allowed)
+    return f"{privileged} OR {f.column} IN ({allowed})"
+
+
+def databricks_statements(settings: Settings, spec: list[TableGovernance]) -> list[str]:
+    """Unity Catalog's native statements for `spec`, in the order they must run."""
+    out = [f"CREATE SCHEMA IF NOT EXISTS {settings.schema(GOVERNANCE_SCHEMA)}"]
+    for t in spec:
+        table = t.table(settings)
+        out.append(f"COMMENT ON TABLE {table} IS {_q(t.description)}")
+        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {_q(d)}" for c, d in t.columns.items()]
+        if t.tags:
+            out.append(f"ALTER TABLE {table} SET TAGS ({_tags(t.tags)})")
+        out += [f"ALTER TABLE {table} ALTER COLUMN {c} SET TAGS ({_tags(tags)})" for c, tags in t.column_tags.items()]
+        out += [f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({p})" for n, p in t.constraints.items()]
+        for column, group in t.masks.items():
+            fn = function_name(settings, "mask", t, column)
+            out.append(f"CREATE OR REPLACE FUNCTION {fn}({column} STRING) RETURNS STRING "
+                       f"RETURN {_mask_body(column, f'is_account_group_member({_q(group)})')}")
+            out.append(f"ALTER TABLE {table} ALTER COLUMN {column} SET MASK {fn}")
+        if t.row_filter:
+            f = t.row_filter
+            fn = function_name(settings, "filter", t, f.column)
+            out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
+                       f"RETURN {_filter_body(f, f'is_account_group_member({_q(f.privileged)})')}")
+            out.append(f"ALTER TABLE {table} SET ROW FILTER {fn} ON ({f.column})")
+        out.append(f"ALTER TABLE {table} SET OWNER TO `{t.owner}`")
+        for principal, privileges in t.grants.items():
+            out.append(f"GRANT {', '.join(privileges)} ON TABLE {table} TO `{principal}`")
+    return out
+
+
+def governed_view(settings: Settings, t: TableGovernance) -> str:
+    return settings.table(t.schema, f"{t.name}_governed")
+
+
+def _is(principals: list[str]) -> str:
+    return f"current_user() IN ({', '.join(_q(p) for p in principals)})"
+
+
+def local_statements(settings: Settings, spec: list[TableGovernance], columns: dict[str, list[str]],
+                     existing_constraints: dict[str, set[str]], privileged: list[str]) -> list[str]:
+    """What open-source Spark and Delta enforce, for `spec`. `columns` maps each table to its
+    columns (for the governed view), `existing_constraints` to the constraints it already has
+    (ADD CONSTRAINT is not idempotent), `privileged` names the principals that see clear values
+    and every row (the owner running the workbook, and the spec's privileged groups)."""
+    out = [f"CREATE SCHEMA IF NOT EXISTS {settings.schema(GOVERNANCE_SCHEMA)}"]
+    for t in spec:
+        table = t.table(settings)
+        out.append(f"COMMENT ON TABLE {table} IS {_q(t.description)}")
+        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {_q(d)}" for c, d in t.columns.items()]
+        props = {f"tag.{k}": v for k, v in t.tags.items()}
+        props.update({f"tag.{c}.{k}": v for c, tags in t.column_tags.items() for k, v in tags.items()})
+        props["governance.owner"] = t.owner
+        out.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({_tags(props)})")
+        out += [f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({p})"
+                for n, p in t.constraints.items() if n.lower() not in existing_constraints.get(table, set())]
+        if not (t.masks or t.row_filter):
+            continue
+        select = []
+        for c in columns[table]:
+            if c in t.masks:
+                fn = function_name(settings, "mask", t, c)
+                out.append(f"CREATE OR REPLACE FUNCTION {fn}({c} STRING) RETURNS STRING "
+                           f"RETURN {_mask_body(c, _is([*privileged, t.masks[c]]))}")
+                select.append(f"{fn}({c}) AS {c}")
+            else:
+                select.append(c)
+        where = ""
+        if t.row_filter:
+            f = t.row_filter
+            fn = function_name(settings, "filter", t, f.column)
+            out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
+                       f"RETURN {_filter_body(f, _is([*privileged, f.privileged]))}")
+            where = f" WHERE {fn}({f.column})"
+        out.append(f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} FROM {table}{where}")
+    return out
+
+
+GRANTS_DDL = "table_name STRING, principal STRING, privilege STRING, enforced_by STRING"
+
+
+def grants_table(settings: Settings) -> str:
+    return settings.table(GOVERNANCE_SCHEMA, "declared_grants")
+
+
+def _record_grants(spark, settings: Settings, spec: list[TableGovernance]) -> None:
+    rows = [(t.table(settings), p, priv, "Unity Catalog only") for t in spec for p, privs in t.grants.items() for priv in privs]
+    target = grants_table(settings)
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {target} ({GRANTS_DDL}) USING DELTA")
+    df = spark.createDataFrame(rows, GRANTS_DDL)
+    # The table holds exactly the spec's grants: replaced in one commit, never appended twice.
+    df.write.format("delta").mode("overwrite").saveAsTable(target)
+
+
+def apply(spark, settings: Settings, spec: list[TableGovernance], backend: str | None = None) -> list[str]:
+    """Apply `spec` on `backend` (default: from the settings) and return the statements run."""
+    backend = backend or ("databricks" if settings.catalog_impl == "databricks" else "local")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "databricks":
+        statements = databricks_statements(settings, spec)
+    else:
+        columns, constraints = {}, {}
+        for t in spec:
+            table = t.table(settings)
+            columns[table] = spark.table(table).columns
+            props = spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
+            constraints[table] = {r["key"].removeprefix("delta.constraints.") for r in props
+                                  if r["key"].startswith("delta.constraints.")}
+        owner = spark.sql("SELECT current_user() AS u").first()["u"]
+        statements = local_statements(settings, spec, columns, constraints, [owner])
+    for sql in statements:
+        spark.sql(sql)
+    if backend == "local":
+        _record_grants(spark, settings, spec)
+    return statements
