@@ -129,8 +129,11 @@ def materialize(spark, table: str, select_sql: str) -> int:
     recomputed in one atomic Delta commit (re-running changes nothing but the version). Created
     on first use; replaced with `INSERT OVERWRITE`, which keeps the table's identity and history
     (`CREATE OR REPLACE` on Spark's Hive metastore would re-register it). Returns the row count."""
+    def columns(schema) -> list:  # Delta stores every column nullable and keeps comments: compare the rest
+        return [(f.name, f.dataType) for f in schema.fields]
+
     result = spark.sql(select_sql)
-    if spark.catalog.tableExists(table) and spark.table(table).schema != result.schema:
+    if spark.catalog.tableExists(table) and columns(spark.table(table).schema) != columns(result.schema):
         spark.sql(f"DROP TABLE {table}")  # the query's columns changed: start the table anew
     if not spark.catalog.tableExists(table):
         spark.sql(f"CREATE TABLE {table} USING DELTA AS {select_sql}")

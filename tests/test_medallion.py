@@ -145,6 +145,16 @@ def test_across_batches_the_copy_in_silver_wins(spark, silver):
 
 
 @pytest.mark.spark
+def test_an_empty_batch_writes_nothing(spark, silver):
+    """OPTIMIZE on bronze gives the stream a new version without rows: no log row, no reject."""
+    tables, upsert = silver
+    upsert(frame(spark, bronze_rows(2)), 0)
+    before = counts(spark, tables)
+    upsert(frame(spark, bronze_rows(2)).limit(0), 1)
+    assert counts(spark, tables) == before
+
+
+@pytest.mark.spark
 def test_a_replayed_batch_changes_nothing(spark, silver):
     tables, upsert = silver
     rows = bronze_rows(3)
@@ -221,6 +231,14 @@ def test_materialize_replaces_the_content_atomically(spark, silver):
     assert medallion.materialize(spark, target, "SELECT * FROM VALUES (3) AS t(x)") == 1
     assert [r["x"] for r in spark.table(target).collect()] == [3]
     assert medallion.materialize(spark, target, "SELECT 'a' AS y") == 1  # new columns: recreated
+    # count(*) is NOT NULL in the query and nullable in Delta: still the same columns, refreshed in place
+    assert medallion.materialize(spark, target, "SELECT count(*) AS n FROM VALUES (1), (2) AS t(x)") == 1
+    spark.sql(f"COMMENT ON TABLE {target} IS 'kept'")
+    table_id = spark.sql(f"DESCRIBE DETAIL {target}").first()["id"]
+    assert medallion.materialize(spark, target, "SELECT count(*) AS n FROM VALUES (3) AS t(x)") == 1
+    detail = spark.sql(f"DESCRIBE DETAIL {target}").first()
+    assert (detail["id"], detail["description"]) == (table_id, "kept")
+    assert [r["n"] for r in spark.table(target).collect()] == [1]
 
 
 # --- the ground truth -----------------------------------------------------------------------
