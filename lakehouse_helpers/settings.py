@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str] = {
     "service_heap": "LAKEHOUSE_SERVICE_HEAP",
     "service_timeout_s": "LAKEHOUSE_SERVICE_TIMEOUT",
     "connect_timeout_s": "LAKEHOUSE_CONNECT_TIMEOUT",
+    "lineage": "LAKEHOUSE_LINEAGE",
 }
 SECRET_ENV_VARS: dict[str, str] = {
     "s3_access_key": "AWS_ACCESS_KEY_ID",
@@ -119,6 +120,8 @@ class Settings:
     service_heap: str = "384m"
     service_timeout_s: float = 90.0
     connect_timeout_s: float = 3.0
+    # OpenLineage's Spark listener records what every Spark job read and wrote (07 draws it).
+    lineage: bool = True
     s3_access_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
     s3_secret_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
     uc_token: Secret = field(default_factory=lambda: Secret(""), repr=False)
