@@ -90,6 +90,8 @@ def _run(settings, args) -> int:
     print()
     print(format_summary(results))
     print(f"\nExecuted notebooks and summary.json: {out_dir}")
+    if (out_dir / "lineage.png").exists():
+        print(f"Lineage picture: {out_dir / 'lineage.png'}")
     failed = [r for r in results if r.status != "ok"]
     if failed:
         print(f"\nFAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)

@@ -188,3 +188,43 @@ def apply(spark, settings: Settings, spec: list[TableGovernance], backend: str |
     if backend == "local":
         _record_grants(spark, settings, spec)
     return statements
+
+
+class QueryAsError(RuntimeError):
+    """The query run as another principal failed; the message carries the child's last lines."""
+
+
+_QUERY_AS = """
+import json, sys
+from lakehouse_helpers import get_spark, load_settings
+spark = get_spark(load_settings())
+out = [[r.asDict() for r in spark.sql(q).collect()] for q in json.loads(sys.argv[1])]
+print(json.dumps(out, default=str))
+"""
+
+
+def query_as(settings: Settings, user: str, queries: list[str], timeout_s: float = 300) -> list[list[dict]]:
+    """Run `queries` in a separate Spark process whose `current_user()` is `user`: how a second,
+    non-privileged person sees the governed views. Settings pass through the environment."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from .settings import ENV_VARS
+
+    if settings.profile == "databricks":
+        raise QueryAsError("Unity Catalog decides on the signed-in user: run the query in a session "
+                           f"of {user!r} (or a job run as that user) to see what {user!r} sees.")
+    env = dict(os.environ)
+    for name, var in ENV_VARS.items():
+        value = getattr(settings, name)
+        if value is not None and value != "":
+            env[var] = str(value).lower() if isinstance(value, bool) else str(value)
+    # Spark takes the user from SPARK_USER; this process's queries are not the pipeline's lineage.
+    env.update({"SPARK_USER": user, "HADOOP_USER_NAME": user, ENV_VARS["lineage"]: "false"})
+    out = subprocess.run([sys.executable, "-c", _QUERY_AS, json.dumps(queries)], env=env,
+                         capture_output=True, text=True, timeout=timeout_s)
+    if out.returncode != 0:
+        raise QueryAsError(f"query as {user!r} failed: " + "\n".join(out.stderr.strip().splitlines()[-5:]))
+    return json.loads(out.stdout.strip().splitlines()[-1])

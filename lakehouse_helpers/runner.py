@@ -7,6 +7,7 @@ newest run. A failing notebook stops the run and is named with the cell that fai
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,6 +95,7 @@ def run_notebooks(
         latest.symlink_to(out_dir.name)
 
     results: list[NotebookResult] = []
+    started = time.time()
     for path in discover(notebooks_dir, only):
         output = out_dir / path.name
         params = {k: v for k, v in parameters.items() if k in declared_parameters(path)}
@@ -118,7 +120,17 @@ def run_notebooks(
             break
     summary = out_dir / "summary.json"
     summary.write_text(json.dumps([asdict(r) for r in results], indent=2, default=str))
+    _keep_pictures(settings, out_dir, started)
     return out_dir, results
+
+
+def _keep_pictures(settings: Settings, out_dir: Path, since: float) -> None:
+    """Pictures the notebooks drew for this run (07's lineage) go with its outputs."""
+    from .lineage import picture_file
+
+    picture = picture_file(settings)
+    if picture.exists() and picture.stat().st_mtime >= since:
+        shutil.copy2(picture, out_dir / picture.name)
 
 
 def format_summary(results: list[NotebookResult]) -> str:

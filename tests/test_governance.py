@@ -6,10 +6,7 @@ that user)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -109,15 +106,8 @@ def test_local_backend_comments_tags_constraints_and_grants_read_back(spark, gov
 
 
 def _query_as(user: str, settings, sql: str, test_env: dict) -> list[dict]:
-    code = (
-        "import json, sys\nfrom lakehouse_helpers import get_spark, load_settings\n"
-        f"s = get_spark(load_settings(schema_prefix={settings.schema_prefix!r}))\n"
-        f"print(json.dumps([r.asDict() for r in s.sql({sql!r}).orderBy('id').collect()]))\n"
-    )
-    env = {**test_env, "SPARK_USER": user, "HADOOP_USER_NAME": user}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    (rows,) = governance.query_as(settings, user, [f"{sql} ORDER BY id"])
+    return rows
 
 
 @pytest.mark.spark

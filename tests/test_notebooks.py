@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import medallion, nbtools, storage, truth
+from lakehouse_helpers import catalog, lineage, medallion, nbtools, storage, truth
 from lakehouse_helpers.bronze import drift_batch
 from lakehouse_helpers.events import REASONS, GeneratorConfig, generate
+from lakehouse_helpers.governance import RowFilter, TableGovernance, grants_table
 from lakehouse_helpers.runner import NOTEBOOKS_DIR, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.services, pytest.mark.spark]
@@ -127,12 +128,16 @@ def test_secrets_never_reach_executed_notebooks(first_run):
         assert secret not in path.read_text(), path.name
 
 
-def test_second_run_adds_nothing(first_run):
-    """Every notebook re-run on the same state: nothing is sent, ingested or exported twice."""
+def test_second_run_adds_nothing(first_run, spark):
+    """Every notebook re-run on the same state: nothing is sent, ingested or exported twice, and
+    every table's rows are unchanged (07 adds history versions, never rows)."""
     settings, env, folder, _, first = first_run
+    tables_before = catalog.fingerprints(spark, settings)
     with environ(env):
-        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05", "06"], out_dir=folder / "run2", log=lambda *_: None)
-    assert [r.status for r in results] == ["ok"] * 6, [r.error for r in results]
+        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05", "06", "07"], out_dir=folder / "run2", log=lambda *_: None)
+    assert [r.status for r in results] == ["ok"] * 7, [r.error for r in results]
+    assert catalog.fingerprints(spark, settings) == tables_before
+    assert len(tables_before) == len(catalog.workbook_tables(settings))
     f, before = _figures(results), _figures(first)
     assert f["01"]["skipped"] is True and f["01"]["delivered"] == 0
     assert f["02"]["raw_rows_added"] == 0 and f["02"]["raw_rows"] == before["02"]["raw_rows"]
@@ -145,6 +150,7 @@ def test_second_run_adds_nothing(first_run):
     assert f["06"]["silver_rows"] == before["06"]["silver_rows"]
     assert f["06"]["silver_batches"] == before["06"]["silver_batches"]  # no new micro-batch
     assert f["06"]["gold_revenue_usd"] == before["06"]["gold_revenue_usd"]
+    assert f["07"]["data_unchanged"] is True and f["07"]["restore_equal"] is True
 
 
 def test_a_new_batch_grows_silver_by_its_new_valid_events(first_run):
@@ -166,7 +172,8 @@ def test_high_fault_rates_reconcile_exactly(stack, test_env, tmp_path):
     every gold figure equal the ground truth, to the cent."""
     settings, env = isolated_run(stack, test_env, tmp_path)
     with environ(env):
-        _, results = run_notebooks(settings, HIGH_FAULTS, out_dir=tmp_path / "run", log=lambda *_: None)
+        _, results = run_notebooks(settings, HIGH_FAULTS, only=["00", "01", "02", "03", "04", "05", "06"],
+                                   out_dir=tmp_path / "run", log=lambda *_: None)
     assert [r.status for r in results] == ["ok"] * len(results), [r.error for r in results]
     f = _figures(results)
     assert f["02"]["quarantine_rows"] == generate(GeneratorConfig(**HIGH_FAULTS)).expected["quarantine"]
@@ -207,3 +214,64 @@ def test_nbval_lax_with_default_parameters(stack, test_env, tmp_path):
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-6000:]
     assert " passed" in out.stdout and " failed" not in out.stdout
+
+
+def _notebook_spec(settings, spark) -> list[TableGovernance]:
+    """The governance spec exactly as notebook 07 declares it (its cell tagged governance-spec)."""
+    nb = json.loads((NOTEBOOKS_DIR / "07_governance_time_travel.ipynb").read_text())
+    (cell,) = [c for c in nb["cells"] if "governance-spec" in c["metadata"].get("tags", [])]
+    scope = {"TableGovernance": TableGovernance, "RowFilter": RowFilter, "settings": settings, "spark": spark,
+             "print": lambda *_, **__: None}
+    exec("".join(cell["source"]), scope)
+    return scope["spec"]
+
+
+def test_07_governs_every_table_and_proves_its_time_travel(first_run):
+    settings, _, _, out_dir, results = first_run
+    f = _figures(results)["07"]
+    assert f["tables_governed"] == 8 and f["governance_statements"] > 0
+    assert f["masked_for_analyst"] is True and f["filtered_for_analyst"] is True
+    assert f["mistaken_delete_rows"] > 0 and f["restore_equal"] is True
+    # the change data feed of the last MERGE holds exactly the rows that MERGE inserted
+    assert f["cdf_inserts"] == f["last_merge_inserted"] > 0
+    assert f["data_unchanged"] is True
+    assert f["lineage_edges"] == 14
+    assert (Path(out_dir) / "lineage.png").stat().st_size > 10_000  # the picture is kept with the run
+
+
+def test_07_catalog_reads_back_the_spec(first_run, spark):
+    settings = first_run[0]
+    spec = _notebook_spec(settings, spark)
+    for t in spec:
+        table = t.table(settings)
+        assert spark.sql(f"DESCRIBE DETAIL {table}").first()["description"] == t.description, table
+        props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
+        tags = {k.removeprefix("tag."): v for k, v in props.items() if k.startswith("tag.")}
+        expected = {**t.tags, **{f"{c}.{k}": v for c, kv in t.column_tags.items() for k, v in kv.items()}}
+        assert tags == expected, table
+        assert props["governance.owner"] == t.owner
+        comments = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
+        assert {c: comments[c] for c in t.columns} == t.columns, table
+    declared = {(r["table_name"], r["principal"], r["privilege"]) for r in spark.table(grants_table(settings)).collect()}
+    assert declared == {(t.table(settings), p, priv) for t in spec for p, privs in t.grants.items() for priv in privs}
+    row = catalog.describe(spark, settings.table("silver", "orders"))
+    assert row["pii_columns"] == "customer_email" and row["tags"] == "layer=silver"
+
+
+def test_07_lineage_has_every_pipeline_edge_and_no_other(first_run, spark):
+    settings = first_run[0]
+    names, t = medallion.names(settings), settings.table
+    topic, landing = lineage.topic_name(settings), lineage.landing_name(settings)
+    expected = {
+        (topic, t("raw", "orders")), (topic, t("raw", "orders_quarantine")),
+        (t("raw", "orders"), landing), (landing, names.bronze),
+        *[(names.bronze, x) for x in (names.silver, names.rejected, names.expectations_log, names.batch_log)],
+        *[(source, gold) for source in (names.silver, names.fx_rates) for gold in names.gold_tables],
+    }
+    edges = lineage.table_edges(spark, settings, list(catalog.workbook_tables(settings)))
+    assert {(e.source, e.target) for e in edges} == expected
+    revenue = lineage.column_lineage(spark, settings, list(catalog.workbook_tables(settings)), names.daily_revenue, "revenue_usd")
+    sources = set(zip(revenue["column"], revenue["comes from"], strict=True))
+    assert (f"{names.daily_revenue}.revenue_usd", f"{names.silver}.line_total") in sources
+    assert (f"{names.daily_revenue}.revenue_usd", f"{names.fx_rates}.usd_rate") in sources
+    assert {(f"{names.silver}.line_total", f"{names.bronze}.{c}") for c in ("unit_price", "quantity")} <= sources
