@@ -55,11 +55,10 @@ def _commit_watermark(settings: Settings, state: dict) -> None:
 
 def pending_changes(spark, settings: Settings):
     """(first version, last version, DataFrame of rows added in between) since the watermark."""
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     raw = layout.raw_orders(settings)
-    current = DeltaTable.forPath(spark, raw).history(1).first()["version"]
+    current = spark.sql(f"DESCRIBE HISTORY delta.`{raw}` LIMIT 1").first()["version"]
     first = read_watermark(settings)["last_exported_version"] + 1
     if first > current:
         return first, current, None

@@ -216,15 +216,23 @@ def query_as(settings: Settings, user: str, queries: list[str], timeout_s: float
     if settings.profile == "databricks":
         raise QueryAsError("Unity Catalog decides on the signed-in user: run the query in a session "
                            f"of {user!r} (or a job run as that user) to see what {user!r} sees.")
-    env = dict(os.environ)
+    # A Spark Connect client marks its environment; the child is an in-process Spark.
+    drop = {"SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_CONNECT_AUTHENTICATE_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     for name, var in ENV_VARS.items():
+        if name == "spark_remote":
+            continue
         value = getattr(settings, name)
         if value is not None and value != "":
             env[var] = str(value).lower() if isinstance(value, bool) else str(value)
-    # Spark takes the user from SPARK_USER; this process's queries are not the pipeline's lineage.
-    env.update({"SPARK_USER": user, "HADOOP_USER_NAME": user, ENV_VARS["lineage"]: "false"})
+    # Spark takes the user from SPARK_USER, fixed per Spark process: a Spark Connect server answers
+    # current_user() with its own user whatever the client's user_id, so this is an in-process
+    # Spark. Its queries are not the pipeline's lineage.
+    env.update({"SPARK_USER": user, "HADOOP_USER_NAME": user, ENV_VARS["lineage"]: "false",
+                ENV_VARS["spark_mode"]: "classic"})
     out = subprocess.run([sys.executable, "-c", _QUERY_AS, json.dumps(queries)], env=env,
                          capture_output=True, text=True, timeout=timeout_s)
     if out.returncode != 0:
         raise QueryAsError(f"query as {user!r} failed: " + "\n".join(out.stderr.strip().splitlines()[-5:]))
     return json.loads(out.stdout.strip().splitlines()[-1])
+

@@ -52,9 +52,13 @@ class Run:
     columns: dict[tuple[str, str], dict] = field(default_factory=dict)  # output -> columnLineage fields
 
 
-def events_file(settings: Settings) -> Path:
+def events_file(settings: Settings, spark=None) -> Path:
+    """The listener's file: the Spark Connect server's own in connect mode (one file for every
+    session it serves), else the one this process's Spark writes."""
     from .spark import lineage_events_file
 
+    if spark is not None and settings.uses_connect:
+        return Path(spark.conf.get("spark.openlineage.transport.location", str(lineage_events_file(settings))))
     return lineage_events_file(settings)
 
 
@@ -161,7 +165,7 @@ def recorded_edges(spark, settings: Settings) -> set[Edge]:
 
 
 def table_edges(spark, settings: Settings, tables: list[str]) -> set[Edge]:
-    runs = read_runs(events_file(settings))
+    runs = read_runs(events_file(settings, spark))
     return spark_edges(runs, resolver(spark, settings, tables)) | recorded_edges(spark, settings)
 
 
@@ -169,7 +173,7 @@ def column_lineage(spark, settings: Settings, tables: list[str], table: str, col
     """Where `table.column` comes from, step by step upstream, as OpenLineage recorded it."""
     import pandas as pd
 
-    runs, resolve = read_runs(events_file(settings)), resolver(spark, settings, tables)
+    runs, resolve = read_runs(events_file(settings, spark)), resolver(spark, settings, tables)
     sources: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
     for run in runs:
         for output, fields in run.columns.items():
@@ -238,4 +242,7 @@ def draw(edges: set[Edge], label=lambda n: n, title: str = "Lineage of the workb
 
 
 def picture_file(settings: Settings) -> Path:
-    return events_file(settings).parent / "lineage.png"
+    """In this data folder (in connect mode the events file is the server's, elsewhere)."""
+    path = events_file(settings).parent / "lineage.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -45,14 +45,21 @@ ENV_VARS: dict[str, str] = {
     "service_timeout_s": "LAKEHOUSE_SERVICE_TIMEOUT",
     "connect_timeout_s": "LAKEHOUSE_CONNECT_TIMEOUT",
     "lineage": "LAKEHOUSE_LINEAGE",
+    "spark_mode": "LAKEHOUSE_SPARK_MODE",
+    "spark_connect_port": "SPARK_CONNECT_PORT",
+    "spark_ui_port": "SPARK_UI_PORT",
+    "spark_remote": "SPARK_REMOTE",
 }
 SECRET_ENV_VARS: dict[str, str] = {
     "s3_access_key": "AWS_ACCESS_KEY_ID",
     "s3_secret_key": "AWS_SECRET_ACCESS_KEY",
     "uc_token": "UC_TOKEN",
     "databricks_token": "DATABRICKS_TOKEN",
+    "spark_connect_token": "SPARK_CONNECT_AUTHENTICATE_TOKEN",
 }
 LOCAL_S3_KEYS_FILE = "secrets/s3.env"
+LOCAL_CONNECT_TOKEN_FILE = "secrets/spark_connect.env"
+SPARK_MODES = ("connect", "classic")
 
 
 class SettingsError(ValueError):
@@ -122,10 +129,18 @@ class Settings:
     connect_timeout_s: float = 3.0
     # OpenLineage's Spark listener records what every Spark job read and wrote (07 draws it).
     lineage: bool = True
+    # connect: notebooks attach to one warm Spark Connect server (an embedded service);
+    # classic: Spark runs inside each Python process.
+    spark_mode: str = "connect"
+    spark_connect_port: int = 15002
+    spark_ui_port: int = 4040
+    # sc://host:port of an existing Spark Connect server (a cluster's): no local Spark starts.
+    spark_remote: str = ""
     s3_access_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
     s3_secret_key: Secret = field(default_factory=lambda: Secret(""), repr=False)
     uc_token: Secret = field(default_factory=lambda: Secret(""), repr=False)
     databricks_token: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    spark_connect_token: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -138,6 +153,11 @@ class Settings:
                 f"catalog_impl={self.catalog_impl!r} is not one of {', '.join(CATALOG_IMPLS)}; "
                 f"set {ENV_VARS['catalog_impl']} to one of them."
             )
+        if self.spark_mode not in SPARK_MODES:
+            raise SettingsError(
+                f"spark_mode={self.spark_mode!r} is not one of {', '.join(SPARK_MODES)}; "
+                f"set {ENV_VARS['spark_mode']} to one of them."
+            )
         if self.catalog_impl == "unity" and not self.uc_url:
             raise SettingsError("catalog_impl='unity' needs a Unity Catalog server: set UC_URL.")
 
@@ -146,6 +166,12 @@ class Settings:
     def embedded(self) -> bool:
         """True when the project starts Kafka, S3 and the metastore itself."""
         return self.profile == "local"
+
+    @property
+    def uses_connect(self) -> bool:
+        """Spark through Spark Connect: the embedded server (local profile) or `spark_remote`.
+        The external profile without `spark_remote` runs Spark in-process, as nothing embedded starts."""
+        return self.spark_mode == "connect" and (self.embedded or bool(self.spark_remote))
 
     @property
     def kafka_host(self) -> str:
@@ -242,21 +268,26 @@ def _coerce(name: str, raw: Any) -> Any:
     return raw
 
 
-def local_s3_keys(state_dir: Path, create: bool = False) -> tuple[str, str] | None:
-    """The embedded S3 server's keys, generated once into the ignored state folder."""
-    path = state_dir / LOCAL_S3_KEYS_FILE
+def _generated(path: Path, create: bool, make) -> dict[str, str] | None:
+    """A secrets file (KEY=VALUE, owner-only) generated once by `make()` into the state folder."""
     if not path.is_file():
         if not create:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-        access = "LW" + _secrets.token_hex(9).upper()
-        secret = _secrets.token_urlsafe(30)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"AWS_ACCESS_KEY_ID={access}\nAWS_SECRET_ACCESS_KEY={secret}\n")
-    values = _read_dotenv(path)
-    return values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]
+            fh.write("".join(f"{k}={v}\n" for k, v in make().items()))
+    return _read_dotenv(path)
+
+
+def local_s3_keys(state_dir: Path, create: bool = False) -> tuple[str, str] | None:
+    """The embedded S3 server's keys, generated once into the ignored state folder."""
+    values = _generated(state_dir / LOCAL_S3_KEYS_FILE, create, lambda: {
+        "AWS_ACCESS_KEY_ID": "LW" + _secrets.token_hex(9).upper(),
+        "AWS_SECRET_ACCESS_KEY": _secrets.token_urlsafe(30),
+    })
+    return (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) if values else None
 
 
 def load_settings(
@@ -308,7 +339,17 @@ def load_settings(
     return Settings(**_with_local_keys(values))
 
 
+def local_connect_token(state_dir: Path, create: bool = False) -> str | None:
+    """The embedded Spark Connect server's token, generated once into the ignored state folder."""
+    values = _generated(state_dir / LOCAL_CONNECT_TOKEN_FILE, create,
+                        lambda: {"SPARK_CONNECT_AUTHENTICATE_TOKEN": _secrets.token_urlsafe(32)})
+    return values["SPARK_CONNECT_AUTHENTICATE_TOKEN"] if values else None
+
+
 def _with_local_keys(values: dict[str, Any]) -> dict[str, Any]:
+    if not values.get("spark_remote") and values.get("profile", Settings.profile) == "local":
+        # The embedded Spark Connect server accepts only its own generated token.
+        values["spark_connect_token"] = Secret(local_connect_token(Path(values["state_dir"])) or "")
     if values.get("profile", Settings.profile) == "local":
         # The embedded server only knows its own generated keys, whatever AWS keys are set.
         keys = local_s3_keys(Path(values["state_dir"]))

@@ -14,16 +14,21 @@ from lakehouse_helpers import services
 from lakehouse_helpers.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_STATE = ROOT / ".lakehouse" / "test"
+# A second checkout's suite (or one run beside CI) needs its own ports and state folder:
+# LAKEHOUSE_TEST_PORT_OFFSET=1000 moves every port below by 1000 and the state to .lakehouse/test-1000.
+OFFSET = int(os.environ.get("LAKEHOUSE_TEST_PORT_OFFSET", "0"))
+TEST_STATE = ROOT / ".lakehouse" / (f"test-{OFFSET}" if OFFSET else "test")
 
 # Environment that points any process (a subprocess, a papermill kernel) at the test stack.
 TEST_ENV = {
     "LAKEHOUSE_PROFILE": "local",
     "LAKEHOUSE_STATE_DIR": str(TEST_STATE),
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
-    "KAFKA_CONTROLLER_PORT": "19093",
-    "S3_ENDPOINT_URL": "http://127.0.0.1:19000",
-    "METASTORE_PORT": "11527",
+    "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{19092 + OFFSET}",
+    "KAFKA_CONTROLLER_PORT": str(19093 + OFFSET),
+    "S3_ENDPOINT_URL": f"http://127.0.0.1:{19000 + OFFSET}",
+    "METASTORE_PORT": str(11527 + OFFSET),
+    "SPARK_CONNECT_PORT": str(19102 + OFFSET),
+    "SPARK_UI_PORT": str(14041 + OFFSET),
     "LAKEHOUSE_CATALOG_IMPL": "hive",
 }
 
@@ -53,18 +58,21 @@ def stack(settings):
     services.up(settings, log=lambda *_: None)
     settings = settings.replace()  # picks up the S3 keys generated on first start
     yield settings
+    from lakehouse_helpers.spark import stop_spark
+
+    stop_spark()  # before its server stops: a session cannot be released after that
     started = [name for name in services.SERVICES if name not in already]
     if started and not os.environ.get("LAKEHOUSE_KEEP_TEST_SERVICES"):
         services.down(settings, started, log=lambda *_: None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def spark(stack):
-    from lakehouse_helpers.spark import get_spark, stop_spark
+    """This process's session: a Spark Connect client (default) or an in-process Spark. Asked
+    for per test, so a test that restarts the services leaves the next one a working session."""
+    from lakehouse_helpers.spark import get_spark
 
-    session = get_spark(stack, app_name="lakehouse-tests")
-    yield session
-    stop_spark()
+    return get_spark(stack, app_name="lakehouse-tests")
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ import pytest
 
 from lakehouse_helpers import autoloader as al
 from lakehouse_helpers import storage
+from lakehouse_helpers.stream import input_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
 
@@ -313,7 +314,7 @@ def test_include_existing_files(spark, place):
 
 
 def _batches(query) -> list[int]:
-    return [p["numInputRows"] for p in query.recentProgress if p["numInputRows"]]
+    return [input_rows(p) for p in query.recentProgress if input_rows(p)]
 
 
 def test_read_limits(spark, place):

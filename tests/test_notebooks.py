@@ -275,3 +275,14 @@ def test_07_lineage_has_every_pipeline_edge_and_no_other(first_run, spark):
     assert (f"{names.daily_revenue}.revenue_usd", f"{names.silver}.line_total") in sources
     assert (f"{names.daily_revenue}.revenue_usd", f"{names.fx_rates}.usd_rate") in sources
     assert {(f"{names.silver}.line_total", f"{names.bronze}.{c}") for c in ("unit_price", "quantity")} <= sources
+
+
+def test_spark_notebooks_also_run_in_classic_mode(stack, test_env, tmp_path):
+    """spark_mode=classic: Spark inside each kernel instead of the Spark Connect server."""
+    settings, env = isolated_run(stack, test_env, tmp_path)
+    env = {**env, "LAKEHOUSE_SPARK_MODE": "classic"}
+    with environ(env):
+        _, results = run_notebooks(settings.replace(spark_mode="classic"), SMALL, only=["01", "02"],
+                                   out_dir=tmp_path / "run", log=lambda *_: None)
+    assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+    assert _figures(results)["02"]["raw_rows"] == generate(GeneratorConfig(**SMALL)).expected["raw"]

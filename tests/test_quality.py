@@ -10,7 +10,7 @@ from lakehouse_helpers.stream import EVENT_FIELDS
 pytestmark = pytest.mark.spark
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def good(spark):
     rows = [
         ("e1", "o1", 1, "ARA-L-0.2", 2, 6.0, 0.2, "C1"),

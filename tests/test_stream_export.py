@@ -9,7 +9,7 @@ import pytest
 from lakehouse_helpers import layout, storage
 from lakehouse_helpers.events import generate
 from lakehouse_helpers.export import _commit_watermark, export_to_landing, read_watermark
-from lakehouse_helpers.stream import RAW_COLUMNS, classify, ensure_tables
+from lakehouse_helpers.stream import RAW_COLUMNS, classify, ensure_tables, input_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
 
@@ -136,7 +136,7 @@ def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_se
     result = run_stream(spark, s, mode="live", live_seconds=20, trigger_interval="1 second", on_progress=seen.append)
     assert result.mode == "live"
     assert result.input_rows == len(batch.messages)  # everything produced was read while it ran
-    assert seen and any(p["numInputRows"] > 0 for p in seen)
+    assert seen and any(input_rows(p) > 0 for p in seen)
     assert any(p["rows_per_second"] > 0 for p in result.progress)
     counts = table_counts(spark, s)
     assert counts["raw"] == batch.expected["raw"] and counts["quarantine"] == batch.expected["quarantine"]

@@ -13,14 +13,21 @@ import time
 from dataclasses import dataclass
 
 from ..settings import Settings
-from . import kafka, metastore, s3
+from . import kafka, metastore, s3, spark_connect
 from ._process import ServiceError, log_tail, pid_alive, port_open, read_pid, spawn, stop, wait_until
 
 __all__ = ["ServiceError", "ServiceStatus", "SERVICES", "up", "down", "status", "check", "check_all"]
 
 # Start order: the metastore is the quickest, Kafka the slowest; all three start in parallel
 # anyway, so order only matters for the printed lines.
-SERVICES = {m.NAME: m for m in (kafka, s3, metastore)}
+SERVICES = {m.NAME: m for m in (kafka, s3, metastore, spark_connect)}
+
+
+def wanted(settings: Settings, name: str) -> bool:
+    """The Spark Connect server runs only in connect mode without a server of the user's own."""
+    if name == spark_connect.NAME:
+        return settings.uses_connect and not settings.spark_remote
+    return True
 
 
 @dataclass(frozen=True)
@@ -68,13 +75,15 @@ def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
             f"profile={settings.profile!r} uses your own endpoints, so nothing embedded starts. "
             "Use `python -m lakehouse_helpers doctor` to check them."
         )
-    from ..settings import local_s3_keys
+    from ..settings import local_connect_token, local_s3_keys
 
     local_s3_keys(settings.state_dir, create=True)
+    local_connect_token(settings.state_dir, create=True)
     settings = settings.replace()  # re-read the generated keys
     pending = []
     results: dict[str, ServiceStatus] = {}
-    for name in _names(names):
+    names = [n for n in _names(names) if wanted(settings, n)]
+    for name in names:
         svc = SERVICES[name]
         base, log_file, pid_file = _paths(settings, name)
         base.mkdir(parents=True, exist_ok=True)
@@ -102,7 +111,8 @@ def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
             )
         svc.prepare(settings, base)
         cmd = svc.command(settings, base, marker)
-        proc = spawn(cmd, cwd=base, log_file=log_file, pid_file=pid_file)
+        env = svc.environment(settings) if hasattr(svc, "environment") else None
+        proc = spawn(cmd, cwd=base, log_file=log_file, pid_file=pid_file, env=env)
         pending.append((name, proc, proc.pid, time.monotonic()))
 
     for name, proc, pid, started in pending:
@@ -125,7 +135,7 @@ def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
         detail = svc.check(settings)
         results[name] = ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, elapsed)
         log(f"{name:10s} up in {elapsed:4.1f}s  {svc.endpoint(settings)}  (log: {log_file})")
-    return [results[n] for n in _names(names)]
+    return [results[n] for n in names]
 
 
 def down(settings: Settings, names=None, log=print) -> None:

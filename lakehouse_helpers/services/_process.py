@@ -88,7 +88,19 @@ def wait_until(
         delay = min(delay * 1.5, 0.5)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stop(pid: int, marker: str, timeout: float = 30.0) -> None:
+    """Stop the service's whole process group (a wrapper and its JVM) and wait until all of it
+    is gone, so its ports are free when this returns."""
     if not pid_alive(pid, marker):
         return
     try:
@@ -97,10 +109,11 @@ def stop(pid: int, marker: str, timeout: float = 30.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid, marker):
-            return
         # Reap it if it is our child, so it does not linger as a zombie.
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid, marker) and not _group_alive(pid):
+            return
         time.sleep(0.1)
-    os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)

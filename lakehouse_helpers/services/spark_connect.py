@@ -1,0 +1,116 @@
+"""One warm Spark for the whole workbook: a Spark Connect server, started from the venv's pyspark.
+
+Notebooks, tests and helpers attach to it as thin clients (`get_spark` in connect mode), the way
+Databricks serverless notebooks and Databricks Connect do, so the JVM start-up and warm-up are
+paid once, not in every kernel. It carries the whole configuration `spark.spark_conf` builds
+(Delta, the Kafka source, s3a, the metastore, OpenLineage). Clients need the token generated into
+the state folder's secrets, so no other local user can run code through it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..settings import Settings
+from ._hints import start_hint
+from ._process import ServiceError, port_open
+
+NAME = "spark"
+TITLE = "Spark Connect server"
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+REDACT = "s/token=[^;[:space:]]*/token=***/g"
+
+
+def endpoint(settings: Settings) -> str:
+    # "localhost": the client then sends the token over a local channel without TLS.
+    return f"sc://localhost:{settings.spark_connect_port}"
+
+
+def ui_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.spark_ui_port}"
+
+
+def bind(settings: Settings) -> tuple[str, int]:
+    return "127.0.0.1", settings.spark_connect_port
+
+
+def server_conf(settings: Settings) -> dict[str, str]:
+    from ..spark import spark_conf
+
+    conf = spark_conf(settings, app_name="lakehouse-workbook (Spark Connect)")
+    conf.update({
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(settings.spark_connect_port),
+        "spark.connect.authenticate.token": settings.spark_connect_token.reveal(),
+        # The UI shows the jobs of every notebook in one place.
+        "spark.ui.enabled": "true",
+        "spark.ui.port": str(settings.spark_ui_port),
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    })
+    return conf
+
+
+def _spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def prepare(settings: Settings, base: Path) -> None:
+    if not settings.spark_connect_token:
+        raise ServiceError("No Spark Connect token was generated; run `make services-up`.")
+    conf = base / "spark-defaults.conf"
+    # The token and the S3 keys live in a 0600 file, not on the command line where `ps` shows them.
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("".join(f"{k} {v}\n" for k, v in server_conf(settings).items()))
+    (settings.state_dir / "tmp").mkdir(exist_ok=True)
+    if settings.lineage:
+        from ..spark import lineage_events_file
+
+        lineage_events_file(settings).parent.mkdir(parents=True, exist_ok=True)
+
+
+def command(settings: Settings, base: Path, marker: str) -> list[str]:
+    """The java command spark-submit would run (its launcher adds the JVM module options)."""
+    home = _spark_home()
+    launcher = [
+        "java", "-Xmx128m", "-cp", f"{home / 'jars'}/*", "org.apache.spark.launcher.Main",
+        "org.apache.spark.deploy.SparkSubmit", "--properties-file", str(base / "spark-defaults.conf"),
+        "--class", SERVER_CLASS, "--name", "lakehouse-workbook", "spark-internal",
+    ]
+    env = {**os.environ, **environment(settings)}
+    out = subprocess.run(launcher, env=env, capture_output=True, check=True)
+    cmd = [p for p in (part.decode().strip() for part in out.stdout.split(b"\0")) if p]
+    java = [cmd[0], marker, f"-Djava.io.tmpdir={settings.state_dir.resolve() / 'tmp'}", *cmd[1:]]
+    # pyspark's foreachBatch worker prints its connection URL, token included: never into the log.
+    return ["sh", "-c", f'"$@" 2>&1 | sed -u -e "{REDACT}"', "spark-connect", *java]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    # pip's pyspark has no RELEASE file, from which the launcher would read the Scala version.
+    # Python workers (foreachBatch, the Auto Loader source, UDFs) run the venv's interpreter.
+    return {"SPARK_HOME": str(_spark_home()), "SPARK_SCALA_VERSION": "2.13", "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+
+
+def check(settings: Settings) -> str:
+    if not settings.uses_connect:
+        return f"not used (spark_mode={settings.spark_mode}, profile={settings.profile})"
+    if settings.spark_remote:
+        return f"a server of your own at {settings.spark_remote}"
+    host, port = bind(settings)
+    if not port_open(host, port, settings.connect_timeout_s):
+        raise ServiceError(
+            f"The Spark Connect server is not reachable at {host}:{port}. "
+            f"{start_hint(settings, 'SPARK_CONNECT_PORT')}"
+        )
+    return f"listening on {host}:{port}, Spark UI {ui_url(settings)}"
+
+
+def after_start(settings: Settings) -> None:
+    return None
