@@ -63,8 +63,8 @@ lab: setup services-up  ## JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 BENCH_EVENTS ?= 100000
-bench: setup services-up  ## start-up costs, produce/stream/export rates, Auto Loader files/s
-	@$(CLI) bench --events $(BENCH_EVENTS) --autoloader
+bench: setup services-up  ## start-up costs, every notebook in connect and classic mode, pipeline and Auto Loader rates
+	@$(CLI) bench --events $(BENCH_EVENTS) --autoloader --notebooks
 
 clean: services-down  ## remove all generated state (.lakehouse/): jars, service data, tables, outputs
 	rm -rf $(STATE)

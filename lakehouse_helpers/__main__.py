@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure service and Spark start-up, and pipeline throughput")
     bench.add_argument("--events", type=int, default=0, help="also run produce/stream/export for this many events")
     bench.add_argument("--autoloader", action="store_true", help="also time Auto Loader on 1,000 small and 10 large files")
+    bench.add_argument("--notebooks", action="store_true", help="also run every notebook in connect and in classic mode")
     nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, or refresh checked outputs")
     nbs.add_argument("action", choices=["check", "refresh"])
     nbs.add_argument("run_dir", nargs="?", help="executed notebooks to take checked outputs from (refresh)")
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import main as bench_main
 
-            return bench_main(settings, args.events, args.autoloader)
+            return bench_main(settings, args.events, args.autoloader, args.notebooks)
     except services.ServiceError as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 1

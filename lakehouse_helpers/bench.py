@@ -9,6 +9,7 @@ Results are printed and written to `<state_dir>/bench/latest.json`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -38,17 +39,57 @@ def _rss_mb(pid: int) -> float:
 
 
 def _spark_start(settings: Settings) -> dict:
-    """Spark start in a fresh interpreter (what a notebook kernel pays), plus its memory."""
-    code = (
-        "import time,json,os;t=time.monotonic();"
+    """What a fresh notebook kernel pays for Spark: an in-process Spark with every jar (classic),
+    or attaching to the warm Spark Connect server (connect); first query included in both."""
+    classic = (
+        "import time,json;t=time.monotonic();"
         "from lakehouse_helpers import get_spark;s=get_spark();"
         "s.range(1).count();dt=time.monotonic()-t;"
         "pid=s.sparkContext._jvm.java.lang.ProcessHandle.current().pid();"
         "rss=[int(l.split()[1]) for l in open(f'/proc/{pid}/status') if l.startswith('VmRSS:')][0]/1024;"
-        "print(json.dumps({'spark_start_s':round(dt,1),'spark_driver_rss_mb':round(rss)}))"
+        "print(json.dumps({'spark_classic_start_s':round(dt,1),'spark_driver_rss_mb':round(rss)}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    connect = (
+        "import time,json;t=time.monotonic();"
+        "from lakehouse_helpers import get_spark;s=get_spark();"
+        "s.range(1).count();print(json.dumps({'spark_connect_attach_s':round(time.monotonic()-t,2)}))"
+    )
+    figures = {}
+    for mode, code in (("classic", classic), ("connect", connect)):
+        env = {**os.environ, "LAKEHOUSE_SPARK_MODE": mode}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+        figures.update(json.loads(out.strip().splitlines()[-1]))
+    return figures
+
+
+def workbook(settings: Settings, mode: str) -> dict:
+    """Every notebook at its defaults in `mode`, on a data folder, topic, bucket and schemas of
+    its own (the user's tables are not touched)."""
+    import uuid
+
+    from .runner import run_notebooks
+    from .storage import ensure_bucket
+
+    run = uuid.uuid4().hex[:8]
+    env = {"LAKEHOUSE_DATA_DIR": str(settings.state_dir / "bench" / f"workbook-{run}"), "KAFKA_TOPIC": f"bench.{run}",
+           "S3_BUCKET": f"bench-{run}", "LAKEHOUSE_SCHEMA_PREFIX": f"bench{run}_", "LAKEHOUSE_SPARK_MODE": mode}
+    run_settings = settings.replace(data_dir_override=env["LAKEHOUSE_DATA_DIR"], kafka_topic=env["KAFKA_TOPIC"],
+                                    s3_bucket=env["S3_BUCKET"], schema_prefix=env["LAKEHOUSE_SCHEMA_PREFIX"], spark_mode=mode)
+    ensure_bucket(run_settings)
+    saved = dict(os.environ)
+    os.environ.update(env)  # the notebook kernels inherit it
+    try:
+        start = time.monotonic()
+        _, results = run_notebooks(run_settings, out_dir=settings.state_dir / "bench" / f"runs-{run}", log=lambda *_: None)
+        seconds = time.monotonic() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        raise RuntimeError(f"workbook benchmark ({mode}) failed in {failed[0].notebook}: {failed[0].error}")
+    return {f"workbook_{mode}_s": round(seconds, 1),
+            **{f"workbook_{mode}_{r.notebook[:2]}_s": r.seconds for r in results}}
 
 
 def pipeline(settings: Settings, events: int) -> dict:
@@ -127,7 +168,7 @@ def autoloader(settings: Settings, files: int, rows_per_file: int) -> dict:
     return {f"autoloader_{files}x{rows_per_file}_{k}": v for k, v in result.items() if k in ("seconds", "files_per_s", "rows_per_s")}
 
 
-def main(settings: Settings, events: int = 0, autoloader_files: bool = False) -> int:
+def main(settings: Settings, events: int = 0, autoloader_files: bool = False, notebooks: bool = False) -> int:
     figures: dict = {"jar_cache_mb": round(jvm.cache_size_bytes(settings) / 1e6)}
     services.down(settings, log=lambda *_: None)
     t = time.monotonic()
@@ -140,7 +181,13 @@ def main(settings: Settings, events: int = 0, autoloader_files: bool = False) ->
     figures["services_warm_up_s"] = round(time.monotonic() - t, 2)
     figures["services_rss_mb"] = round(sum(_rss_mb(st.pid) for st in statuses if st.pid))
     figures.update(_spark_start(settings))
-    figures["stack_peak_rss_mb"] = figures["services_rss_mb"] + figures["spark_driver_rss_mb"]
+    figures["stack_peak_rss_mb"] = figures["services_rss_mb"] + figures["spark_driver_rss_mb"]  # classic
+    if notebooks:
+        for mode in ("connect", "classic"):
+            figures.update(workbook(settings, mode))
+        figures["workbook_classic_over_connect"] = round(figures["workbook_classic_s"] / figures["workbook_connect_s"], 2)
+        # `make run` from services down: a cold start, then every notebook on the warm server.
+        figures["run_from_services_down_s"] = round(figures["services_cold_start_s"] + figures["workbook_connect_s"], 1)
     if events:
         figures.update(pipeline(settings, events))
     if autoloader_files:
