@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import shlex
 import sys
 
 from .settings import SettingsError, load_settings
@@ -16,6 +17,17 @@ def _parse_value(text: str):
         return text
 
 
+def parse_parameters(pairs: list[list[str]], words: str = "") -> dict:
+    """`-p NAME VALUE` pairs plus `--params "name=value name2='a b'"` (shell-like words)."""
+    params = {name: _parse_value(value) for name, value in pairs}
+    for word in shlex.split(words or ""):
+        name, sep, value = word.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"{word!r} in --params (PARAMS) is not name=value, e.g. PARAMS=\"mode=live live_seconds=60\"")
+        params[name] = _parse_value(value)
+    return params
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lakehouse_helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -25,13 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="check packages, Java, jars and services")
     run = sub.add_parser("run", help="run the notebooks in order with papermill")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    run.add_argument("--params", default="", metavar="'NAME=VALUE ...'", help="more parameters as shell-like words")
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
     bench = sub.add_parser("bench", help="measure service and Spark start-up, and pipeline throughput")
     bench.add_argument("--events", type=int, default=0, help="also run produce/stream/export for this many events")
     bench.add_argument("--autoloader", action="store_true", help="also time Auto Loader on 1,000 small and 10 large files")
     bench.add_argument("--notebooks", action="store_true", help="also run every notebook in connect and in classic mode")
-    nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, or refresh checked outputs")
-    nbs.add_argument("action", choices=["check", "refresh"])
+    nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, strip outputs, or refresh checked outputs")
+    nbs.add_argument("action", choices=["check", "refresh", "strip"])
     nbs.add_argument("run_dir", nargs="?", help="executed notebooks to take checked outputs from (refresh)")
     args = parser.parse_args(argv)
 
@@ -78,19 +91,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(settings, args) -> int:
-    from .doctor import format_checks, run_checks
-    from .runner import discover, format_summary, run_notebooks
+    from .runner import RunInputError, format_summary, run_kind, run_notebooks
 
-    params = {name: _parse_value(value) for name, value in args.parameter}
-    if not discover(only=args.only):
-        checks = run_checks(settings)
-        print(format_checks(checks))
-        print("\nNo notebooks to run yet: the doctor above is the whole run.")
-        return 0 if all(c.ok for c in checks) else 1
-    out_dir, results = run_notebooks(settings, params, args.only)
+    try:
+        params = parse_parameters(args.parameter, args.params)
+        out_dir, results = run_notebooks(settings, params, args.only)
+    except (RunInputError, ValueError) as exc:
+        print(f"Nothing was run: {exc}", file=sys.stderr)
+        return 2
     print()
     print(format_summary(results))
-    print(f"\nExecuted notebooks and summary.json: {out_dir}")
+    kind = run_kind(out_dir)
+    note = {"partial": " (a partial run: runs/latest still points at the last complete run)",
+            "failed": " (a failed run: runs/latest still points at the last complete run)"}.get(kind, "")
+    print(f"\nExecuted notebooks and summary.json: {out_dir}{note}")
     if (out_dir / "lineage.png").exists():
         print(f"Lineage picture: {out_dir / 'lineage.png'}")
     failed = [r for r in results if r.status != "ok"]
@@ -113,13 +127,16 @@ def _notebooks(args) -> int:
         changed = nbtools.refresh(NOTEBOOKS_DIR, Path(args.run_dir))
         print("updated: " + (", ".join(changed) or "nothing"))
         return 0
+    if args.action == "strip":
+        changed = nbtools.strip(NOTEBOOKS_DIR)
+        print("stripped: " + (", ".join(changed) or "nothing (already clean)"))
+        return 0
     bad = 0
     for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
         for problem in nbtools.problems(path):
             print(f"{path.name}: {problem}")
             bad += 1
     return 1 if bad else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,6 +3,7 @@ only on cells marked `# NBVAL_CHECK_OUTPUT` (the figures the default seed fixes,
 `pytest --nbval-lax notebooks/` compares; those cells carry execution count 0).
 
     python -m lakehouse_helpers notebooks check             # what `make test` enforces
+    python -m lakehouse_helpers notebooks strip             # `make strip`: clean after working in the lab
     python -m lakehouse_helpers notebooks refresh RUN_DIR   # take checked outputs from a run
 """
 
@@ -63,11 +64,29 @@ def problems(path: Path) -> list[str]:
         found.append("a NBVAL_CHECK_OUTPUT cell has no stored output (refresh from a run)")
     if clean(nb) != nb:
         found.append("volatile metadata present")
+    if found and found != ["no cell tagged 'parameters'"]:
+        found.append("fix: `make strip` keeps only the outputs of NBVAL_CHECK_OUTPUT cells")
+    from .runner import unparsed_parameter_lines
+
+    # papermill ignores a line it cannot parse, and with it any override of that parameter.
+    found += [f"parameters cell: {m} Write it as `name: type = literal  # comment`." for m in unparsed_parameter_lines(path)]
     return found
 
 
 def write(path: Path, nb: dict) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def strip(notebooks_dir: Path) -> list[str]:
+    """Rewrite committed notebooks clean; checked cells keep the outputs they have."""
+    changed = []
+    for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        source = json.loads(path.read_text())
+        new = clean(source)
+        if new != source:
+            write(path, new)
+            changed.append(path.name)
+    return changed
 
 
 def refresh(notebooks_dir: Path, run_dir: Path) -> list[str]:

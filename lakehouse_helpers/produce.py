@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,6 +83,17 @@ def _already_produced(settings: Settings, topic: str, bid: str) -> dict | None:
     return None
 
 
+def _progress_bar():
+    """A widget in JupyterLab; plain text when the runner executes the notebook headless."""
+    from .runner import HEADLESS_ENV
+
+    if os.environ.get(HEADLESS_ENV):
+        from tqdm import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm
+
+
 def produce(
     settings: Settings,
     batch: Batch,
@@ -91,7 +103,6 @@ def produce(
 ) -> ProduceResult:
     """Send every message of `batch`; return counts, throughput and offsets."""
     from kafka import KafkaProducer
-    from tqdm.auto import tqdm
 
     topic = topic or settings.kafka_topic
     services.require(settings, "kafka")
@@ -127,7 +138,7 @@ def produce(
 
     start = time.monotonic()
     try:
-        for message in tqdm(batch.messages, desc=f"producing to {topic}", unit="msg", disable=not progress, mininterval=0.5):
+        for message in _progress_bar()(batch.messages, desc=f"producing to {topic}", unit="msg", disable=not progress, mininterval=0.5):
             try:
                 future = producer.send(topic, key=message.key, value=message.value, headers=headers)
             except KafkaError as exc:  # refused before sending (too large, ...): counted, not hidden

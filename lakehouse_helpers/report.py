@@ -12,13 +12,14 @@ from pathlib import Path
 MIME = "application/vnd.lakehouse.figures+json"
 
 
-def record(**figures) -> dict:
+def record(**figures) -> None:
+    """Shown once, as a table of name: value (returns nothing, so the cell prints nothing more)."""
     from IPython.display import display
 
     clean = {k: (v.item() if hasattr(v, "item") else v) for k, v in figures.items()}
-    text = "\n".join(f"{k}: {v}" for k, v in clean.items())
+    width = max((len(k) for k in clean), default=0)
+    text = "\n".join(f"{k:<{width}}  {v}" for k, v in clean.items())
     display({MIME: clean, "text/plain": text}, raw=True)
-    return clean
 
 
 def read_figures(notebook: Path | str) -> dict:

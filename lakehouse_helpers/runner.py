@@ -1,12 +1,18 @@
 """Runs the numbered notebooks in order with papermill and writes a run summary.
 
-Executed notebooks go to `<state_dir>/runs/<run id>/`; `<state_dir>/runs/latest` points at the
-newest run. A failing notebook stops the run and is named with the cell that failed.
+Executed notebooks go to `<state_dir>/runs/<run id>/`. A run of every notebook that succeeds is
+complete and `<state_dir>/runs/latest` points at it; a run of some notebooks (`--only`) is
+`<id>-partial`, a run that failed `<id>-failed`, and neither moves `latest`. A failing notebook
+stops the run and is named with the cell that failed. Inputs are checked before anything runs:
+a selection that matches no notebook, a parameter no selected notebook declares, or a value of
+the wrong type is refused with what was wrong and what is valid.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +23,13 @@ from .settings import Settings
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 # A cell that demonstrates an error (nbclient and nbval let it raise; papermill does not know).
 EXPECTED_ERROR_TAG = "raises-exception"
+# Kernels started by the runner draw progress bars as text (no widget, no widget warning).
+HEADLESS_ENV = "LAKEHOUSE_HEADLESS"
+TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+class RunInputError(ValueError):
+    """A notebook selection or a parameter the runner refuses before running anything."""
 
 
 @dataclass
@@ -29,17 +42,86 @@ class NotebookResult:
     error: str = ""
 
 
+def all_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    return sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
 def discover(notebooks_dir: Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
-    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        found = [p for p in found if any(p.name.startswith(o) or p.stem == o for o in only)]
-    return found
+    """The notebooks to run; every name in `only` (a prefix such as `02`, or a stem) must match."""
+    found = all_notebooks(notebooks_dir)
+    if not only:
+        return found
+    unmatched = [o for o in only if not any(_matches(p, o) for p in found)]
+    if unmatched:
+        raise RunInputError(
+            f"No notebook matches {', '.join(repr(o) for o in unmatched)}. "
+            f"Valid names (a two-digit prefix is enough): {', '.join(p.stem for p in found)}."
+        )
+    return [p for p in found if any(_matches(p, o) for o in only)]
+
+
+def _matches(path: Path, name: str) -> bool:
+    name = name.removesuffix(".ipynb")
+    return path.stem == name or (len(name) >= 2 and path.stem.startswith(name))
+
+
+def parameters_of(path: Path) -> dict[str, dict]:
+    """What papermill finds in the notebook's `parameters` cell: name -> type, default, help."""
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
 
 
 def declared_parameters(path: Path) -> set[str]:
-    import papermill
+    return set(parameters_of(path))
 
-    return set(papermill.inspect_notebook(str(path)).keys())
+
+def unparsed_parameter_lines(path: Path) -> list[str]:
+    """Lines of the parameters cell papermill cannot read (it would ignore an override of them)."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    logger = logging.getLogger("papermill")
+    logger.addHandler(handler)
+    try:
+        parameters_of(path)
+    finally:
+        logger.removeHandler(handler)
+    return [m for m in messages if m.startswith("Unable to parse")]
+
+
+def coerce(name: str, value, declared: dict, notebook: str):
+    """`value` as the declared type of `name`, or a RunInputError naming both."""
+    kind = declared.get("inferred_type_name")
+    if kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    allowed = TYPES.get(kind or "")
+    if allowed is None or (isinstance(value, allowed) and not (kind != "bool" and isinstance(value, bool))):
+        return float(value) if kind == "float" else value
+    raise RunInputError(
+        f"Parameter {name} of {notebook} must be of type {kind} (default {declared.get('default')}: "
+        f"{declared.get('help') or 'no description'}); got {value!r} ({type(value).__name__})."
+    )
+
+
+def check_parameters(paths: list[Path], parameters: dict) -> dict[str, dict]:
+    """Per notebook, the parameters it declares from `parameters`, type-checked. Every name must
+    be declared by at least one of `paths`: nothing is dropped silently."""
+    declared = {p.name: parameters_of(p) for p in paths}
+    unknown = [n for n in parameters if not any(n in d for d in declared.values())]
+    if unknown:
+        listing = "\n".join(f"  {nb}: {', '.join(d) or '(none)'}" for nb, d in declared.items())
+        raise RunInputError(
+            f"No selected notebook declares {', '.join(unknown)}. Parameters of the selected notebooks:\n{listing}"
+        )
+    return {
+        nb: {n: coerce(n, v, d[n], nb) for n, v in parameters.items() if n in d}
+        for nb, d in declared.items()
+    }
 
 
 def _failed_cell(nb_path: Path) -> str:
@@ -72,6 +154,24 @@ def _only_expected_errors(nb_path: Path) -> bool:
     return bool(errors) and all(EXPECTED_ERROR_TAG in c.get("metadata", {}).get("tags", []) for c in errors)
 
 
+def _execute(path: Path, output: Path, params: dict) -> tuple[str, str]:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            str(path), str(output), parameters=params, cwd=str(path.parent),
+            progress_bar=False, kernel_name="python3",
+        )
+        return "ok", ""
+    except PapermillExecutionError as exc:
+        unexpected = _failed_cell(output)
+        if unexpected:
+            return "failed", unexpected
+        # Only errors in cells tagged raises-exception: the notebook ran as designed.
+        return ("ok", "") if _only_expected_errors(output) else ("failed", f"{exc.ename}: {exc.evalue}")
+
+
 def run_notebooks(
     settings: Settings,
     parameters: dict | None = None,
@@ -80,48 +180,52 @@ def run_notebooks(
     out_dir: Path | None = None,
     log=print,
 ) -> tuple[Path, list[NotebookResult]]:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     from .report import read_figures
+    from .spark import prune_scratch
 
-    parameters = parameters or {}
-    run_id = time.strftime("%Y%m%d-%H%M%S")
-    out_dir = out_dir or settings.state_dir / "runs" / run_id
+    paths = discover(notebooks_dir, only)
+    params = check_parameters(paths, parameters or {})  # refused here, before anything runs
+    complete = paths == all_notebooks(notebooks_dir)
+    runs = settings.state_dir / "runs"
+    out_dir = out_dir or runs / (time.strftime("%Y%m%d-%H%M%S") + ("" if complete else "-partial"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    latest = settings.state_dir / "runs" / "latest"
-    if out_dir.parent == latest.parent:
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(out_dir.name)
+    os.environ[HEADLESS_ENV] = "1"
 
     results: list[NotebookResult] = []
     started = time.time()
-    for path in discover(notebooks_dir, only):
+    for path in paths:
         output = out_dir / path.name
-        params = {k: v for k, v in parameters.items() if k in declared_parameters(path)}
-        log(f"running {path.name} {params if params else ''}".rstrip())
+        log(f"running {path.name} {params[path.name] or ''}".rstrip())
         start = time.monotonic()
-        try:
-            papermill.execute_notebook(
-                str(path), str(output), parameters=params, cwd=str(path.parent),
-                progress_bar=False, kernel_name="python3",
-            )
-            status, error = "ok", ""
-        except PapermillExecutionError as exc:
-            unexpected = _failed_cell(output)
-            # Only errors in cells tagged raises-exception: the notebook ran as designed.
-            status, error = ("failed", unexpected) if unexpected else ("ok", "")
-            if not unexpected and not _only_expected_errors(output):
-                status, error = "failed", f"{exc.ename}: {exc.evalue}"
+        status, error = _execute(path, output, params[path.name])
         results.append(
             NotebookResult(path.name, status, round(time.monotonic() - start, 1), str(output), read_figures(output), error)
         )
         if status != "ok":
             break
-    summary = out_dir / "summary.json"
-    summary.write_text(json.dumps([asdict(r) for r in results], indent=2, default=str))
+    failed = any(r.status != "ok" for r in results)
+    kind = "failed" if failed else "complete" if complete else "partial"
+    if failed and out_dir.parent == runs:
+        out_dir = out_dir.rename(out_dir.with_name(out_dir.name.removesuffix("-partial") + "-failed"))
+        for r in results:
+            r.output = str(out_dir / Path(r.output).name)
+    summary = {"run": out_dir.name, "kind": kind, "parameters": parameters or {}, "notebooks": [asdict(r) for r in results]}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     _keep_pictures(settings, out_dir, started)
+    prune_scratch(settings)  # the kernels' classic Spark folders, if any were left
+    if kind == "complete" and out_dir.parent == runs:
+        latest = runs / "latest"
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(out_dir.name)
     return out_dir, results
+
+
+def run_kind(out_dir: Path) -> str:
+    """complete, partial or failed, as the run's summary says."""
+    try:
+        return json.loads((out_dir / "summary.json").read_text())["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
 
 
 def _keep_pictures(settings: Settings, out_dir: Path, since: float) -> None:

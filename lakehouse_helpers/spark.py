@@ -18,8 +18,12 @@ from .settings import Settings, load_settings
 LOG4J2 = Path(__file__).resolve().parent / "log4j2.properties"
 
 
-def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook") -> dict[str, str]:
-    """Every Spark setting the workbook needs, as a plain dict (testable without a JVM)."""
+def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook", scratch: Path | None = None) -> dict[str, str]:
+    """Every Spark setting the workbook needs, as a plain dict (testable without a JVM).
+
+    `scratch` is the JVM's temporary folder and Spark's local dir (shuffle, block manager,
+    downloaded files): in the state folder, never /tmp, so it is cleaned with the rest."""
+    scratch = (scratch or scratch_dir(settings, "classic")).resolve()
     conf: dict[str, str] = {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
@@ -35,6 +39,7 @@ def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook") -> dict
         "spark.ui.enabled": str(settings.spark_ui).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
+        "spark.local.dir": str(scratch),
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.driver.host": "127.0.0.1",
         "spark.sql.warehouse.dir": str(settings.warehouse_dir.resolve()),
@@ -49,7 +54,7 @@ def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook") -> dict
         # Quiet start-up: the log level applies before the session exists.
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={LOG4J2} -Dlakehouse.log.file={log_file(settings)} "
-            "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=160m"
+            f"-Djava.io.tmpdir={scratch} -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=160m"
         ),
     }
     conf.update(_s3a_conf(settings))
@@ -78,6 +83,40 @@ def lineage_events_file(settings: Settings) -> Path:
 def log_file(settings: Settings) -> Path:
     """Where the Spark driver logs (warnings and errors): a file, never the notebook."""
     return (settings.state_dir / "logs" / "spark-driver.log").resolve()
+
+
+def jvm_output_file(settings: Settings) -> Path:
+    """What an in-process JVM prints itself (start-up warnings, shutdown traces): kept, not shown."""
+    return (settings.state_dir / "logs" / "spark-classic.out").resolve()
+
+
+def scratch_dir(settings: Settings, owner: str) -> Path:
+    """Scratch space of one Spark JVM: `connect` (the server) or `classic` (this process)."""
+    base = settings.state_dir / "tmp"
+    return base / "connect" if owner == "connect" else base / f"classic-{os.getpid()}"
+
+
+def prune_scratch(settings: Settings) -> list[Path]:
+    """Remove the scratch folders of classic Spark processes that no longer run."""
+    import shutil
+
+    removed = []
+    for folder in (settings.state_dir / "tmp").glob("classic-*"):
+        pid = folder.name.removeprefix("classic-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _s3a_conf(settings: Settings) -> dict[str, str]:
@@ -204,14 +243,41 @@ def _classic(settings: Settings, app_name: str):
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     # Everything is on loopback; this also stops the "hostname resolves to loopback" warning.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    prune_scratch(settings)
+    scratch = scratch_dir(settings, "classic")
+    scratch.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name).items():
+    for key, value in spark_conf(settings, app_name, scratch).items():
         builder = builder.config(key, value)
     if settings.catalog_impl == "hive":
         builder = builder.enableHiveSupport()
-    spark = builder.getOrCreate()
+    with _jvm_output_to(jvm_output_file(settings)):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.spark_log_level)
     return spark
+
+
+@contextlib.contextmanager
+def _jvm_output_to(path: Path):
+    """The JVM inherits this process's stdout and stderr when it starts: give it a file instead,
+    so its own lines (module warnings, traces at exit) never reach a notebook or a terminal."""
+    import sys
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, target):
+            os.close(fd)
 
 
 def _python() -> str:

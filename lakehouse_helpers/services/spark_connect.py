@@ -10,6 +10,7 @@ the state folder's secrets, so no other local user can run code through it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,9 +39,9 @@ def bind(settings: Settings) -> tuple[str, int]:
 
 
 def server_conf(settings: Settings) -> dict[str, str]:
-    from ..spark import spark_conf
+    from ..spark import scratch_dir, spark_conf
 
-    conf = spark_conf(settings, app_name="lakehouse-workbook (Spark Connect)")
+    conf = spark_conf(settings, "lakehouse-workbook (Spark Connect)", scratch_dir(settings, "connect"))
     conf.update({
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(settings.spark_connect_port),
@@ -68,7 +69,16 @@ def prepare(settings: Settings, base: Path) -> None:
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("".join(f"{k} {v}\n" for k, v in server_conf(settings).items()))
-    (settings.state_dir / "tmp").mkdir(exist_ok=True)
+    from ..spark import prune_scratch, scratch_dir
+
+    # The previous server has stopped: whatever it left (killed mid-write) goes, and so does
+    # what classic Spark processes that no longer run left behind.
+    prune_scratch(settings)
+    scratch = scratch_dir(settings, "connect")
+    for entry in scratch.parent.glob("*"):
+        if not entry.name.startswith("classic-"):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+    scratch.mkdir(parents=True)
     if settings.lineage:
         from ..spark import lineage_events_file
 
@@ -86,7 +96,7 @@ def command(settings: Settings, base: Path, marker: str) -> list[str]:
     env = {**os.environ, **environment(settings)}
     out = subprocess.run(launcher, env=env, capture_output=True, check=True)
     cmd = [p for p in (part.decode().strip() for part in out.stdout.split(b"\0")) if p]
-    java = [cmd[0], marker, f"-Djava.io.tmpdir={settings.state_dir.resolve() / 'tmp'}", *cmd[1:]]
+    java = [cmd[0], marker, *cmd[1:]]
     # pyspark's foreachBatch worker prints its connection URL, token included: never into the log.
     return ["sh", "-c", f'"$@" 2>&1 | sed -u -e "{REDACT}"', "spark-connect", *java]
 

@@ -1,0 +1,147 @@
+"""The runner's contract: inputs are checked before anything runs, nothing is dropped silently,
+and runs/latest only ever points at a complete run. Tiny notebooks, a real kernel, no services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakehouse_helpers import nbtools
+from lakehouse_helpers.__main__ import parse_parameters
+from lakehouse_helpers.runner import (
+    NOTEBOOKS_DIR,
+    RunInputError,
+    check_parameters,
+    discover,
+    run_kind,
+    run_notebooks,
+    unparsed_parameter_lines,
+)
+from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.spark import prune_scratch, scratch_dir, spark_conf
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _notebook(parameters: str, body: str) -> dict:
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
+    return {
+        "cells": [
+            {**cell, "metadata": {"tags": ["parameters"]}, "source": parameters},
+            {**cell, "source": body},
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 4,
+    }
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    ok = _notebook("n: int = 1  # a number", "assert n >= 0, 'n must not be negative'")
+    (folder / "00_first.ipynb").write_text(json.dumps(ok))
+    (folder / "01_second.ipynb").write_text(json.dumps(_notebook("label: str = 'x'  # a label", "print(label)")))
+    return folder
+
+
+def test_every_committed_parameter_cell_parses_completely():
+    for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
+        assert unparsed_parameter_lines(path) == [], path.name
+
+
+def test_notebooks_check_fails_on_a_parameter_line_papermill_cannot_parse(tmp_path):
+    path = tmp_path / "00_bad.ipynb"
+    line = "cap: int = 0  # cap on messages per micro-batch (0 = no cap)"
+    path.write_text(json.dumps(_notebook(line + "\nok: int = 1", "pass")))
+    problems = nbtools.problems(path)
+    assert any("Unable to parse" in p and "cap" in p for p in problems), problems
+
+
+def test_a_selection_that_matches_nothing_lists_the_valid_names():
+    for name in ("2", "99", "stream"):
+        with pytest.raises(RunInputError, match="No notebook matches") as info:
+            discover(only=[name])
+        assert "02_stream_kafka_to_delta" in str(info.value) and "07_governance_time_travel" in str(info.value)
+    assert [p.name[:2] for p in discover(only=["02", "03_export_delta_to_s3"])] == ["02", "03"]
+
+
+def test_an_undeclared_parameter_names_the_notebooks_and_their_parameters():
+    with pytest.raises(RunInputError, match="max_offset") as info:
+        check_parameters(discover(only=["02"]), {"max_offset": 10})
+    assert "02_stream_kafka_to_delta.ipynb: mode, live_seconds, max_offsets_per_trigger" in str(info.value)
+    # Declared by 01 but 01 is not selected: still refused, not dropped.
+    with pytest.raises(RunInputError, match="events"):
+        check_parameters(discover(only=["02"]), {"events": 10})
+
+
+def test_a_value_of_the_wrong_type_is_refused_naming_parameter_and_type():
+    with pytest.raises(RunInputError, match=r"events of 01_produce_events.ipynb must be of type int.*'abc'"):
+        check_parameters(discover(only=["01"]), {"events": "abc"})
+    with pytest.raises(RunInputError, match="must be of type bool"):
+        check_parameters(discover(only=["03"]), {"quality_gate": 1})
+    checked = check_parameters(discover(only=["01", "02", "03"]), {"events": 10, "late_rate": 0, "mode": "live", "quality_gate": "false"})
+    assert checked["01_produce_events.ipynb"] == {"events": 10, "late_rate": 0.0}
+    assert checked["02_stream_kafka_to_delta.ipynb"] == {"mode": "live"}
+    assert checked["03_export_delta_to_s3.ipynb"] == {"quality_gate": False}
+
+
+def test_params_words_keep_quoting_and_refuse_what_is_not_name_value():
+    params = parse_parameters([["events", "5_000"]], "mode=live live_seconds=60 mistaken_delete=\"currency IN ('EUR')\"")
+    assert params == {"events": 5000, "mode": "live", "live_seconds": 60, "mistaken_delete": "currency IN ('EUR')"}
+    with pytest.raises(ValueError, match="not name=value"):
+        parse_parameters([], "live")
+
+
+def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
+    env = {**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}
+    for args, message in (
+        (["--only", "2"], "No notebook matches '2'"),
+        (["-p", "events", "abc"], "must be of type int"),
+        (["--only", "02", "-p", "max_offsets", "1"], "No selected notebook declares max_offsets"),
+    ):
+        out = subprocess.run([sys.executable, "-m", "lakehouse_helpers", "run", *args], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert not (tmp_path / "state" / "runs").exists()
+
+
+def test_latest_points_at_the_newest_complete_run_only(tiny, tmp_path):
+    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    runs = settings.state_dir / "runs"
+    complete, results = run_notebooks(settings, notebooks_dir=tiny, log=lambda *_: None)
+    assert [r.status for r in results] == ["ok", "ok"] and run_kind(complete) == "complete"
+    assert (runs / "latest").resolve() == complete.resolve()
+
+    partial, _ = run_notebooks(settings, {"label": "y"}, only=["01"], notebooks_dir=tiny, log=lambda *_: None)
+    assert partial.name.endswith("-partial") and run_kind(partial) == "partial"
+    summary = json.loads((partial / "summary.json").read_text())
+    assert summary["parameters"] == {"label": "y"} and [n["notebook"] for n in summary["notebooks"]] == ["01_second.ipynb"]
+
+    failed, results = run_notebooks(settings, {"n": -1}, notebooks_dir=tiny, log=lambda *_: None)
+    assert failed.name.endswith("-failed") and run_kind(failed) == "failed"
+    assert results[0].status == "failed" and "must not be negative" in results[0].error
+    assert Path(results[0].output).parent == failed and Path(results[0].output).exists()
+    assert (runs / "latest").resolve() == complete.resolve()
+
+
+def test_spark_scratch_lives_in_the_state_folder_and_dead_processes_leave_none(tmp_path):
+    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    settings.state_dir.mkdir()
+    (settings.state_dir / "jars").symlink_to(ROOT / ".lakehouse" / "jars")  # what `make setup` resolved
+    conf = spark_conf(settings)
+    mine = scratch_dir(settings, "classic").resolve()
+    assert conf["spark.local.dir"] == str(mine)
+    assert f"-Djava.io.tmpdir={mine}" in conf["spark.driver.extraJavaOptions"]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = settings.state_dir / "tmp" / f"classic-{dead.stdout.strip()}"
+    (stale / "blockmgr-x").mkdir(parents=True)
+    mine.mkdir(parents=True)
+    assert prune_scratch(settings) == [stale]
+    assert not stale.exists() and mine.exists()
