@@ -762,6 +762,28 @@ def is_unknown_field_error(exc: BaseException) -> bool:
     return "UNKNOWN_FIELD_EXCEPTION" in str(exc)
 
 
+@dataclass
+class SchemaChange:
+    """An unknown-field error in a few lines: what a learner needs from a 40-line trace."""
+
+    name: str
+    new_fields: list[str]
+    file: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: new field(s) {', '.join(self.new_fields)}\n  in file {self.file}\n  {self.detail}"
+
+
+def schema_change(exc: BaseException) -> SchemaChange | None:
+    """The unknown-field error inside `exc` (a StreamingQueryException), or None if it is another one."""
+    m = re.search(r"unknown fields during parsing: \[([^\]]*)\], in file (\S+?)\.?\s+([^\n]*)", str(exc))
+    if not is_unknown_field_error(exc) or m is None:
+        return None
+    fields = [f.strip().strip("'\"") for f in m.group(1).split(",") if f.strip()]
+    return SchemaChange("UnknownFieldException", fields, m.group(2), m.group(3).split(" (run_with_restarts")[0].strip())
+
+
 def run_with_restarts(start: Callable[[], Any], max_restarts: int = 3, log=print) -> int:
     """Run a stream to completion, restarting it after an unknown-field error (the schema was
     already widened) the way a Databricks job retry does; give up after `max_restarts`.

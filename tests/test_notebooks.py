@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -118,6 +119,30 @@ def test_figures_reconcile_with_what_was_produced(first_run):
     # 06: every bronze row accounted for; silver and gold equal the ground truth
     assert f["06"]["bronze_rows"] == f["05"]["bronze_rows"]
     assert_silver_and_gold_reconcile(f["06"], expected_truth(SMALL))
+
+
+JVM_LINE = re.compile(r"\b(WARN|ERROR) [\w.$]+:|^\s*at (org\.apache|java\.|scala\.)|WARNING: Using incubator|Exception in thread", re.M)
+
+
+def _output_texts(path: Path):
+    for cell in json.loads(path.read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", ""), out.get("evalue", ""), *out.get("traceback", []),
+                     *(v for k, v in out.get("data", {}).items() if k.startswith("text/"))]
+            yield cell, "".join("".join(t) if isinstance(t, list) else str(t) for t in texts)
+
+
+def test_executed_notebooks_carry_no_jvm_lines_no_warnings_and_no_error_banner(first_run):
+    """A first run reads like a tutorial: 05's schema change is shown as a lesson, not a crash."""
+    *_, out_dir, _ = first_run
+    for path in sorted(Path(out_dir).glob("*.ipynb")):
+        for cell, text in _output_texts(path):
+            assert not JVM_LINE.search(text), (path.name, JVM_LINE.search(text).group(0), text[:300])
+            assert "Warning:" not in text and "TqdmWarning" not in text, (path.name, text[:300])
+            assert "papermill-error-cell-tag" not in cell["metadata"].get("tags", []), path.name
+            assert cell.get("outputs") is None or all(o["output_type"] != "error" for o in cell["outputs"]), path.name
+    lesson = "".join(text for _, text in _output_texts(Path(out_dir) / "05_auto_loader_bronze.ipynb"))
+    assert "UnknownFieldException: new field(s) promo_code" in lesson and "in file s3a://" in lesson
 
 
 def test_secrets_never_reach_executed_notebooks(first_run):
@@ -277,8 +302,9 @@ def test_07_lineage_has_every_pipeline_edge_and_no_other(first_run, spark):
     assert {(f"{names.silver}.line_total", f"{names.bronze}.{c}") for c in ("unit_price", "quantity")} <= sources
 
 
-def test_spark_notebooks_also_run_in_classic_mode(stack, test_env, tmp_path):
-    """spark_mode=classic: Spark inside each kernel instead of the Spark Connect server."""
+def test_spark_notebooks_also_run_in_classic_mode(stack, test_env, tmp_path, capfd):
+    """spark_mode=classic: Spark inside each kernel instead of the Spark Connect server; the
+    kernels' JVMs print nothing on the terminal (capfd sees the file descriptors they inherit)."""
     settings, env = isolated_run(stack, test_env, tmp_path)
     env = {**env, "LAKEHOUSE_SPARK_MODE": "classic"}
     with environ(env):
@@ -286,3 +312,7 @@ def test_spark_notebooks_also_run_in_classic_mode(stack, test_env, tmp_path):
                                    out_dir=tmp_path / "run", log=lambda *_: None)
     assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
     assert _figures(results)["02"]["raw_rows"] == generate(GeneratorConfig(**SMALL)).expected["raw"]
+    terminal = "".join(capfd.readouterr())
+    assert not JVM_LINE.search(terminal), terminal[-2000:]
+    for path in (tmp_path / "run").glob("*.ipynb"):
+        assert not any(JVM_LINE.search(text) for _, text in _output_texts(path)), path.name
