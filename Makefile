@@ -10,21 +10,37 @@ STATE  := .lakehouse
 JARS   := $(STATE)/jars
 POMS   := lakehouse_helpers/jvm/pom.xml $(wildcard lakehouse_helpers/jvm/*/pom.xml)
 CLI    := $(PY) -m lakehouse_helpers
+# Maven 3.8's console library writes colour resets (ESC[0m) even in batch mode; jansi.noreset stops them.
+MVN     = MAVEN_OPTS="$${MAVEN_OPTS:-} -Djansi.noreset=true" \
+	  mvn --quiet --batch-mode -Dstyle.color=never -f lakehouse_helpers/jvm/pom.xml -Djars.dir=$(abspath $(JARS))
 
-# Notebook parameters from the command line, e.g. `make run EVENTS=100000 SEED=7`.
+# Notebook parameters from the command line: `make run EVENTS=100000 SEED=7 NOTEBOOKS="01 02"`,
+# and any parameter of any notebook as shell-like words in PARAMS (`make help` lists them):
+#   make run NOTEBOOKS=07 PARAMS="mistaken_delete=\"currency IN ('EUR')\""
 RUN_ARGS := $(if $(EVENTS),-p events $(EVENTS)) $(if $(SEED),-p seed $(SEED)) $(if $(NOTEBOOKS),--only $(NOTEBOOKS))
+# PARAMS reaches the CLI through the environment, as typed: make does not expand a `$` in it and
+# the shell does not re-split it; the CLI parses it with shlex.
+ifdef PARAMS
+override PARAMS := $(value PARAMS)
+export PARAMS
+endif
 
-.PHONY: help setup run test lint lab bench services-up services-down services-status doctor clean distclean
+.PHONY: help setup run test lint lab strip bench services-up services-down services-status doctor clean distclean
 
-help:  ## list the targets
+help:  ## list the targets and every notebook parameter
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@echo
+	@if [ -n "$(PYTHON)" ]; then $(PYTHON) -m lakehouse_helpers.nbparams; \
+	  else echo "Notebook parameters: install Python 3.11 to list them (see README.md)."; fi
 
-setup: $(VENV)/.installed $(JARS)/.resolved  ## create .venv, install, resolve jars (idempotent)
+setup: $(VENV)/.installed $(JARS)/.resolved $(if $(UNITY),$(JARS)/.unity)  ## create .venv, install, resolve jars (idempotent; UNITY=1 adds the Unity Catalog connector)
 
 $(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is needed (python3 not on PATH). Install it or use conda: conda env create -f environment.yml" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 11) <= v[:2] <= (3, 12) else f"Python 3.11 or 3.12 is needed, found {sys.version.split()[0]} at {sys.executable}. Install it or use conda: conda env create -f environment.yml")'
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $(notdir $(PYTHON)) ..."; $(PYTHON) -m venv $(VENV); fi
+	@echo "Installing Python packages into $(VENV) (about 1.3 GB, once) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
 	@touch $@
 
 $(JARS)/.resolved: $(POMS)
@@ -32,11 +48,16 @@ $(JARS)/.resolved: $(POMS)
 	@java -version 2>&1 | awk -F'"' '/version/ { split($$2, v, "."); if (v[1] < 17) { print "Java 17 or newer is needed, found " $$2 > "/dev/stderr"; exit 1 } }'
 	@command -v mvn >/dev/null || { echo "Maven (mvn) is needed once to fetch the jars: install it or use conda (environment.yml)." >&2; exit 1; }
 	@rm -rf $(JARS)
-	@echo "Resolving jars into $(JARS) (once; later runs are offline)"
-	mvn --quiet --batch-mode -f lakehouse_helpers/jvm/pom.xml -Djars.dir=$(abspath $(JARS)) $(if $(UNITY),-Punity) package
+	@echo "Resolving jars into $(JARS) with Maven (about 200 MB, once; later runs are offline) ..."
+	@$(MVN) package
 	@touch $@
 
-services-up: setup  ## start Kafka, the S3 server and the metastore (reuses running ones)
+$(JARS)/.unity: $(JARS)/.resolved
+	@echo "Adding the Unity Catalog Spark connector to $(JARS) ..."
+	@$(MVN) -Punity package
+	@touch $@
+
+services-up: setup  ## start Kafka, the S3 server, the metastore and the Spark Connect server (reuses running ones)
 	@$(CLI) services up
 
 services-down:  ## stop the services this project started (the test suite's too)
@@ -49,8 +70,8 @@ services-status:  ## show each service's health
 doctor: setup  ## check packages, Java, jars and every service, with fixes
 	@$(CLI) doctor
 
-run: setup services-up  ## run every notebook with papermill; writes executed notebooks and a summary
-	@$(CLI) run $(RUN_ARGS)
+run: setup services-up  ## run the notebooks with papermill (EVENTS= SEED= NOTEBOOKS= PARAMS=); executed copies and a summary
+	@$(CLI) run $(RUN_ARGS) --params "$${PARAMS:-}"
 
 test: setup  ## lint, then the whole test suite (starts the services it needs)
 	$(VENV)/bin/ruff check lakehouse_helpers tests
@@ -59,8 +80,21 @@ test: setup  ## lint, then the whole test suite (starts the services it needs)
 lint:  ## ruff
 	$(VENV)/bin/ruff check lakehouse_helpers tests
 
-lab: setup services-up  ## JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+# The lab's root is <state>/lab: links to notebooks/ and to the executed runs, nothing else of the
+# state folder (secrets, service data). Its overrides.json turns off the news and update pop-ups.
+lab: setup services-up  ## JupyterLab on notebooks/ and the executed runs, with the services up
+	@state=$$($(PY) -c 'from lakehouse_helpers import load_settings; print(load_settings().state_dir)'); \
+	  mkdir -p "$$state/lab" "$$state/lab-settings" "$$state/runs"; \
+	  ln -sfn "$(CURDIR)/notebooks" "$$state/lab/notebooks"; \
+	  ln -sfn "$$state/runs" "$$state/lab/runs"; \
+	  echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+	    > "$$state/lab-settings/overrides.json"; \
+	  $(VENV)/bin/jupyter lab --notebook-dir="$$state/lab" --LabApp.app_settings_dir="$$state/lab-settings" \
+	    --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	    --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+
+strip: $(VENV)/.installed  ## clear outputs from notebooks/ after working in the lab (keeps # NBVAL_CHECK_OUTPUT cells)
+	@$(CLI) notebooks strip
 
 BENCH_EVENTS ?= 100000
 bench: setup services-up  ## start-up costs, every notebook in connect and classic mode, pipeline and Auto Loader rates

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     svc = sub.add_parser("services", help="start, stop or check the embedded services")
     svc.add_argument("action", choices=["up", "down", "status"])
-    svc.add_argument("names", nargs="*", help="kafka, s3, metastore (default: all)")
+    svc.add_argument("names", nargs="*", help="kafka, s3, metastore, spark (default: all)")
     sub.add_parser("doctor", help="check packages, Java, jars and services")
     run = sub.add_parser("run", help="run the notebooks in order with papermill")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))

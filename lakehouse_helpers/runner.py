@@ -187,7 +187,7 @@ def run_notebooks(
     params = check_parameters(paths, parameters or {})  # refused here, before anything runs
     complete = paths == all_notebooks(notebooks_dir)
     runs = settings.state_dir / "runs"
-    out_dir = out_dir or runs / (time.strftime("%Y%m%d-%H%M%S") + ("" if complete else "-partial"))
+    out_dir = out_dir or _new_run_dir(runs, "" if complete else "-partial")
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ[HEADLESS_ENV] = "1"
 
@@ -218,6 +218,20 @@ def run_notebooks(
         latest.unlink(missing_ok=True)
         latest.symlink_to(out_dir.name)
     return out_dir, results
+
+
+def _new_run_dir(runs: Path, suffix: str) -> Path:
+    """A folder no other run uses (two runs may start in the same second: the live recipe)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 100):
+        folder = runs / f"{stamp}{'' if n == 1 else f'.{n}'}{suffix}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"100 runs started in one second in {runs}?")
 
 
 def run_kind(out_dir: Path) -> str:

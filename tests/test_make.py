@@ -1,0 +1,171 @@
+"""The Makefile: `make help` lists every notebook parameter (before any set-up), PARAMS reaches the
+CLI exactly as typed, Maven leaves no colour codes, the lab serves notebooks and runs without
+pop-ups. Make runs with `-n` or with the CLI replaced by an echo: nothing is set up or started."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakehouse_helpers import nbparams
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# Prints the arguments the recipe gives the CLI, as JSON, instead of running anything.
+ECHO_CLI = f"{sys.executable} -c 'import json, sys; print(json.dumps(sys.argv[1:]))'"
+SKIP_SETUP = ("-o", "setup", "-o", "services-up", "-o", ".venv/.installed")
+
+
+def make(*args: str) -> subprocess.CompletedProcess:
+    # A suite started by `make test PARAMS=...` must not hand its own variables to these makes.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PARAMS", "EVENTS", "SEED", "NOTEBOOKS")}
+    done = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def recipe(*args: str) -> str:
+    """What make would run, continuation lines joined."""
+    return make("-n", *args).stdout.replace("\\\n", " ")
+
+
+def cell_lines(path: Path) -> list[str]:
+    """The parameters cell's assignment lines, read straight from the notebook's JSON."""
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = "".join(cell["source"])
+    return [line for line in source.splitlines() if re.match(r"[A-Za-z_]\w*\s*[:=]", line)]
+
+
+def help_sections(text: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if re.fullmatch(r"  \d\d_\w+", line):
+            current = sections.setdefault(line.strip(), [])
+        elif current is not None and line.startswith("    "):
+            current.append(line.strip())
+        else:
+            current = None
+    return sections
+
+
+def test_every_notebook_declares_parameters():
+    assert len(NOTEBOOKS) >= 8
+    for path in NOTEBOOKS:
+        assert nbparams.notebook_parameters(path), path.name
+
+
+def test_reader_matches_the_cells():
+    for path in NOTEBOOKS:
+        lines = cell_lines(path)
+        params = nbparams.notebook_parameters(path)
+        assert [p["name"] for p in params] == [re.match(r"\w+", line).group() for line in lines], path.name
+        for p, line in zip(params, lines, strict=True):
+            assert line.startswith(f"{p['name']}: {p['type']} = {p['default']}"), line
+            assert line.split("  #", 1)[1].strip() == p["help"] != "", line
+
+
+def test_reader_keeps_a_hash_inside_a_default_and_infers_a_missing_type():
+    params = nbparams.parse_parameters('where: str = "a # b"  # the filter\nn = 3  # count\n\n# a note\n')
+    assert params == [
+        {"name": "where", "type": "str", "default": '"a # b"', "help": "the filter"},
+        {"name": "n", "type": "int", "default": "3", "help": "count"},
+    ]
+
+
+def test_help_lists_every_parameter_of_every_notebook():
+    out = make("help").stdout
+    assert 'make run PARAMS="name=value ..."' in out
+    assert re.search(r"^  make run\s", out, re.M) and re.search(r"^  make strip\s", out, re.M)
+    sections = help_sections(out)
+    assert set(sections) == {p.stem for p in NOTEBOOKS}
+    for path in NOTEBOOKS:
+        listed = {line.split()[0]: line for line in sections[path.stem]}
+        lines = cell_lines(path)
+        assert len(listed) == len(lines), path.stem
+        for p, line in zip(nbparams.notebook_parameters(path), lines, strict=True):
+            shown = listed[p["name"]]
+            assert re.match(rf"{p['name']}\s+{re.escape(p['type'])}\s+{re.escape(p['default'])}\s", shown), shown
+            assert shown.endswith(line.split("  #", 1)[1].strip()), shown
+
+
+def test_the_listing_needs_nothing_but_the_standard_library():
+    # -S: no site-packages at all (no pyspark, no papermill): what `make help` has before set-up.
+    done = subprocess.run([sys.executable, "-S", "-c", "import sys; from lakehouse_helpers import nbparams; "
+                           "nbparams.main(); print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                           "{'pyspark', 'papermill', 'nbformat', 'pandas', 'yaml'}))"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "07_governance_time_travel" in done.stdout
+    assert done.stdout.rstrip().endswith("[]")
+
+
+@pytest.mark.parametrize("params", [
+    'a=1 b="x y"',
+    "mistaken_delete=\"currency IN ('EUR')\"",
+    "path=$HOME/x cost=$(y) glob=* quote='it''s'",
+    "",
+])
+def test_run_passes_params_to_the_cli_unchanged(params):
+    out = make(*SKIP_SETUP, "run", f"CLI={ECHO_CLI}", f"PARAMS={params}").stdout
+    argv = json.loads(out.strip().splitlines()[-1])
+    assert argv[0] == "run"
+    assert argv[argv.index("--params") + 1] == params
+
+
+def test_run_keeps_the_shortcuts():
+    out = make(*SKIP_SETUP, "run", f"CLI={ECHO_CLI}", "EVENTS=5000", "SEED=7", "NOTEBOOKS=01 02",
+               "PARAMS=mode=live").stdout
+    argv = json.loads(out.strip().splitlines()[-1])
+    assert argv == ["run", "-p", "events", "5000", "-p", "seed", "7", "--only", "01", "02", "--params", "mode=live"]
+
+
+def maven_command(jars: Path) -> str:
+    text = recipe("-B", f"JARS={jars}", f"{jars}/.resolved")
+    return next(line.strip() for line in text.splitlines() if re.search(r"\bmvn .* package\b", line))
+
+
+def test_maven_command_turns_colour_off(tmp_path):
+    command = maven_command(tmp_path / "jars")
+    assert "--batch-mode" in command and "-Dstyle.color=never" in command
+    # Maven 3.8's jansi writes ESC[0m resets on exit even in batch mode; only this stops them.
+    assert re.match(r'MAVEN_OPTS="\$\{MAVEN_OPTS:-\} -Djansi\.noreset=true"\s+mvn ', command), command
+
+
+def test_maven_prints_no_escape_codes(tmp_path):
+    """The Makefile's own mvn command, on the smallest module (four Derby jars, from ~/.m2)."""
+    if shutil.which("mvn") is None:
+        pytest.skip("mvn not on PATH")
+    jars = tmp_path / "jars"
+    done = subprocess.run(["bash", "-c", maven_command(jars) + " -pl metastore"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "\x1b" not in done.stdout + done.stderr, repr(done.stdout + done.stderr)
+    assert list((jars / "metastore").glob("derby-*.jar"))
+
+
+def test_lab_serves_notebooks_and_runs_without_pop_ups():
+    text = recipe(*SKIP_SETUP, "lab")
+    assert re.search(r'ln -sfn "\S*/notebooks" "\$state/lab/notebooks"', text)
+    assert 'ln -sfn "$state/runs" "$state/lab/runs"' in text
+    assert '--notebook-dir="$state/lab"' in text and "--ip=127.0.0.1" in text
+    overrides = json.loads(re.search(r"echo '(\{.*?\})'", text).group(1))
+    assert overrides["@jupyterlab/apputils-extension:notification"] == {"fetchNews": "false", "checkForUpdates": False}
+    assert '--LabApp.app_settings_dir="$state/lab-settings"' in text
+    assert "token" not in text.lower()  # nothing turns the token off
+
+
+def test_strip_calls_the_cli():
+    assert re.search(r"-m lakehouse_helpers notebooks strip\b", recipe(*SKIP_SETUP, "strip"))
