@@ -66,7 +66,10 @@ def problems(path: Path) -> list[str]:
         found.append("volatile metadata present")
     if found and found != ["no cell tagged 'parameters'"]:
         found.append("fix: `make strip` keeps only the outputs of NBVAL_CHECK_OUTPUT cells")
-    from .runner import unparsed_parameter_lines
+    from .runner import SECRET_NAME, parameters_of, unparsed_parameter_lines
+
+    found += [f"parameter {n} looks like a secret: secrets come from the environment, never a parameter"
+              for n in parameters_of(path) if SECRET_NAME.search(n)]
 
     # papermill ignores a line it cannot parse, and with it any override of that parameter.
     found += [f"parameters cell: {m} Write it as `name: type = literal  # comment`." for m in unparsed_parameter_lines(path)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,8 @@ EXPECTED_ERROR_TAG = "raises-exception"
 # Kernels started by the runner draw progress bars as text (no widget, no widget warning).
 HEADLESS_ENV = "LAKEHOUSE_HEADLESS"
 TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+# Secrets come from the environment only: a papermill parameter is written into the notebook.
+SECRET_NAME = re.compile(r"token|secret|password|passwd|key", re.I)
 
 
 class RunInputError(ValueError):
@@ -111,6 +114,12 @@ def coerce(name: str, value, declared: dict, notebook: str):
 def check_parameters(paths: list[Path], parameters: dict) -> dict[str, dict]:
     """Per notebook, the parameters it declares from `parameters`, type-checked. Every name must
     be declared by at least one of `paths`: nothing is dropped silently."""
+    secret = [n for n in parameters if SECRET_NAME.search(n)]
+    if secret:
+        raise RunInputError(
+            f"{', '.join(secret)} looks like a secret: a parameter is written into the executed notebook. "
+            "Secrets come from the environment or .env (see README, Settings)."
+        )
     declared = {p.name: parameters_of(p) for p in paths}
     unknown = [n for n in parameters if not any(n in d for d in declared.values())]
     if unknown:

@@ -92,6 +92,15 @@ def test_a_value_of_the_wrong_type_is_refused_naming_parameter_and_type():
     assert checked["03_export_delta_to_s3.ipynb"] == {"quality_gate": False}
 
 
+@pytest.mark.parametrize("name", ["aws_secret_access_key", "token", "db_password", "api_key"])
+def test_a_parameter_that_looks_like_a_secret_is_refused(name, tmp_path):
+    with pytest.raises(RunInputError, match=f"{name} looks like a secret"):
+        check_parameters(discover(), {name: "canary-123"})
+    path = tmp_path / "00_secret.ipynb"
+    path.write_text(json.dumps(_notebook(f"{name}: str = 'x'  # never do this", "pass")))
+    assert any("looks like a secret" in p for p in nbtools.problems(path))
+
+
 def test_params_words_keep_quoting_and_refuse_what_is_not_name_value():
     params = parse_parameters([["events", "5_000"]], "mode=live live_seconds=60 mistaken_delete=\"currency IN ('EUR')\"")
     assert params == {"events": 5000, "mode": "live", "live_seconds": 60, "mistaken_delete": "currency IN ('EUR')"}
