@@ -53,35 +53,95 @@ def _commit_watermark(settings: Settings, state: dict) -> None:
     )
 
 
-def pending_changes(spark, settings: Settings):
-    """(first version, last version, DataFrame of rows added in between) since the watermark."""
+def table_version(spark, path: str) -> int:
+    """The latest committed version of the Delta table at `path`."""
+    return spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first()["version"]
+
+
+def pending_range(spark, settings: Settings) -> tuple[int, int]:
+    """(first, last): the raw table's versions not exported yet; nothing is new when first > last."""
+    first = read_watermark(settings)["last_exported_version"] + 1
+    return first, table_version(spark, layout.raw_orders(settings))
+
+
+def require_append_only(feed, raw_path: str) -> None:
+    """Raise ExportBlocked if the change data feed holds updates or deletes: the landing zone
+    only ever receives appended rows, so it cannot follow them."""
     from pyspark.sql import functions as F
 
-    raw = layout.raw_orders(settings)
-    current = spark.sql(f"DESCRIBE HISTORY delta.`{raw}` LIMIT 1").first()["version"]
-    first = read_watermark(settings)["last_exported_version"] + 1
-    if first > current:
-        return first, current, None
-    feed = (
-        spark.read.format("delta").option("readChangeFeed", "true")
-        .option("startingVersion", first).option("endingVersion", current).load(raw)
-    )
     rewritten = feed.where(F.col("_change_type") != "insert").select("_commit_version").distinct().collect()
     if rewritten:
         raise ExportBlocked(
-            f"The raw table at {raw} is append-only, but version(s) {sorted(r[0] for r in rewritten)} "
+            f"The raw table at {raw_path} is append-only, but version(s) {sorted(r[0] for r in rewritten)} "
             "updated or deleted rows, which the landing zone cannot follow. Restore the table "
             "(RESTORE ... TO VERSION AS OF) or rebuild raw and landing from Kafka."
         )
-    changes = feed.drop("_change_type", "_commit_version", "_commit_timestamp")
-    return first, current, changes
+
+
+def change_feed(spark, raw_path: str, first: int, last: int):
+    """Rows appended to raw in versions first..last, with the raw table's columns (notebook 03
+    shows this read step by step)."""
+    feed = (
+        spark.read.format("delta").option("readChangeFeed", "true")
+        .option("startingVersion", first).option("endingVersion", last).load(raw_path)
+    )
+    require_append_only(feed, raw_path)
+    return feed.drop("_change_type", "_commit_version", "_commit_timestamp")
+
+
+def pending_changes(spark, settings: Settings):
+    """(first version, last version, DataFrame of rows added in between) since the watermark;
+    the DataFrame is None when nothing is new."""
+    first, last = pending_range(spark, settings)
+    if first > last:
+        return first, last, None
+    return first, last, change_feed(spark, layout.raw_orders(settings), first, last)
+
+
+def write_landing(changes, first: int, landing_url: str) -> None:
+    """Parquet under ingestion_date=<day>/export_from=<first>/. Dynamic partition overwrite
+    replaces only the partitions this range writes, so a retried range never lands twice."""
+    from pyspark.sql import functions as F
+
+    (
+        changes.withColumn("export_from", F.lit(first))
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy("ingestion_date", "export_from")
+        .parquet(landing_url)
+    )
+
+
+def ingestion_dates(changes) -> list[str]:
+    """The ingestion_date partitions the rows fall in (kept with each export in the watermark file)."""
+    return sorted(str(r[0]) for r in changes.select("ingestion_date").distinct().collect())
+
+
+def commit_export(settings: Settings, first: int, last: int, rows: int, partitions: list[str]) -> dict:
+    """Move the watermark to `last`, after the write: a crash before this re-exports the range."""
+    state = read_watermark(settings)
+    state["last_exported_version"] = last
+    state["exports"].append(
+        {"from_version": first, "to_version": last, "rows": rows, "partitions": partitions, "at": time.time()}
+    )
+    _commit_watermark(settings, state)
+    return state
+
+
+def export_history(settings: Settings, last: int = 3):
+    """The last exports from the watermark file, with a readable UTC time."""
+    import pandas as pd
+
+    frame = pd.DataFrame(read_watermark(settings)["exports"][-last:])
+    if not frame.empty:
+        frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True).dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+        frame["partitions"] = frame["partitions"].str.join(", ")
+    return frame
 
 
 def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
-    """Export what is new in the raw table. `gate(df)` runs before anything is written and
-    raises to stop the export (see quality.gate)."""
-    from pyspark.sql import functions as F
-
+    """Export what is new in the raw table, the same steps notebook 03 shows. `gate(df)` runs
+    before anything is written and raises to stop the export (see quality.gate)."""
     services.require(settings, "s3")
     start = time.monotonic()
     first, last, changes = pending_changes(spark, settings)
@@ -93,22 +153,11 @@ def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
         if gate is not None:
             gate(changes)
         if rows:
-            (
-                changes.withColumn("export_from", F.lit(first))
-                .write.mode("overwrite")
-                .option("partitionOverwriteMode", "dynamic")
-                .partitionBy("ingestion_date", "export_from")
-                .parquet(layout.landing_url(settings))
-            )
-        partitions = sorted(str(r[0]) for r in changes.select("ingestion_date").distinct().collect())
+            write_landing(changes, first, layout.landing_url(settings))
+        partitions = ingestion_dates(changes)
     finally:
         changes.unpersist()
-    state = read_watermark(settings)
-    state["last_exported_version"] = last
-    state["exports"].append(
-        {"from_version": first, "to_version": last, "rows": rows, "partitions": partitions, "at": time.time()}
-    )
-    _commit_watermark(settings, state)
+    commit_export(settings, first, last, rows, partitions)
     return ExportResult(first, last, rows, round(time.monotonic() - start, 2), partitions)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from . import layout, services
 from .events import (
@@ -130,6 +131,82 @@ def ensure_tables(spark, settings: Settings) -> None:
         )
 
 
+QUERY_NAME = "raw_orders"  # the streaming query's name and its checkpoint folder
+MODES = ("availableNow", "live")
+
+
+def txn_app_id(topic: str) -> str:
+    """Delta's `txnAppId` for the query: Delta remembers the last `txnVersion` committed per id."""
+    return f"{QUERY_NAME}:{topic}"
+
+
+def kafka_options(settings: Settings, topic: str | None = None, max_offsets_per_trigger: int | None = None) -> dict:
+    """Options of a Kafka read of the whole topic from its earliest offset. `failOnDataLoss`
+    stays on: lost offsets stop the read instead of being skipped."""
+    options = {
+        "kafka.bootstrap.servers": settings.kafka_bootstrap,
+        "subscribe": topic or settings.kafka_topic,
+        "startingOffsets": "earliest",  # a new checkpoint starts at the beginning of the topic
+        "failOnDataLoss": "true",
+    }
+    if max_offsets_per_trigger:
+        options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
+    return options
+
+
+def kafka_reader(spark, settings: Settings, topic: str | None = None, streaming: bool = False):
+    """A reader of the topic: streaming (02) or one batch of everything there now (to inspect it)."""
+    reader = (spark.readStream if streaming else spark.read).format("kafka").options(**kafka_options(settings, topic))
+    return reader if streaming else reader.option("endingOffsets", "latest")
+
+
+def write_batch(batch_df, batch_id: int, raw_path: str, quarantine_path: str, app_id: str) -> None:
+    """foreachBatch body: valid rows to raw, the rest to quarantine, each append idempotent.
+    Self-contained (no SparkSession captured): Spark Connect pickles it to the server."""
+    from pyspark.sql import functions as F
+
+    classified = classify(batch_df).persist()  # parsed once, written twice
+    try:
+        valid = classified.where(F.col("reason").isNull()).select(*RAW_COLUMNS)
+        rejected = classified.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
+        for df, path in ((valid, raw_path), (rejected, quarantine_path)):
+            # Delta skips a txnVersion it already committed for this txnAppId (a retried batch).
+            (
+                df.write.format("delta").mode("append")
+                .option("txnAppId", app_id).option("txnVersion", batch_id)
+                .save(path)
+            )
+    finally:
+        classified.unpersist()
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'availableNow' or 'live', got {mode!r}")
+
+
+def watch(query, seconds: float, on_progress=None) -> list:
+    """Let a live query run for `seconds`, passing each new progress to `on_progress`, then stop
+    it. Waits on the query (awaitTermination with a timeout), never a blind sleep. Returns every
+    progress, read after stopping so a batch that finished meanwhile is counted too."""
+    deadline = time.monotonic() + seconds
+    seen = 0
+    while query.isActive:
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            query.awaitTermination(timeout=max(0.1, min(1.0, remaining)))
+        else:
+            query.stop()
+        recent = query.recentProgress
+        if on_progress:
+            for p in recent[seen:]:
+                on_progress(p)
+        seen = len(recent)
+    if query.exception() is not None:
+        raise query.exception()
+    return list(query.recentProgress)
+
+
 @dataclass
 class StreamResult:
     mode: str
@@ -145,93 +222,8 @@ class StreamResult:
         return self.input_rows / self.seconds if self.seconds else 0.0
 
 
-def _writer(settings: Settings, app_id: str):
-    raw_path, quarantine_path = layout.raw_orders(settings), layout.quarantine(settings)
-
-    def write_batch(batch_df, batch_id: int) -> None:
-        from pyspark.sql import functions as F
-
-        classified = classify(batch_df).persist()
-        try:
-            good = classified.where(F.col("reason").isNull()).select(*RAW_COLUMNS)
-            bad = classified.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
-            # txnAppId + txnVersion: Delta skips a batch id it already committed (retry after a crash).
-            for df, path in ((good, raw_path), (bad, quarantine_path)):
-                (
-                    df.write.format("delta").mode("append")
-                    .option("txnAppId", app_id).option("txnVersion", batch_id)
-                    .save(path)
-                )
-        finally:
-            classified.unpersist()
-
-    return write_batch
-
-
-def kafka_reader(spark, settings: Settings, topic: str | None = None, streaming: bool = False):
-    """A reader of the whole topic from its earliest offset: streaming (02) or one batch of
-    everything there now (to inspect the topic). `failOnDataLoss` stays on: lost offsets stop
-    the read instead of being skipped."""
-    reader = (
-        (spark.readStream if streaming else spark.read).format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
-        .option("subscribe", topic or settings.kafka_topic)
-        .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "true")
-    )
-    return reader if streaming else reader.option("endingOffsets", "latest")
-
-
-def run_stream(
-    spark,
-    settings: Settings,
-    mode: str = "availableNow",
-    live_seconds: float = 20.0,
-    trigger_interval: str = "2 seconds",
-    max_offsets_per_trigger: int | None = None,
-    topic: str | None = None,
-    on_progress=None,
-) -> StreamResult:
-    """Kafka -> raw + quarantine. `availableNow` processes everything available and stops;
-    `live` runs a continuous stream for `live_seconds` (for demos) and then stops it cleanly."""
-    if mode not in ("availableNow", "live"):
-        raise ValueError(f"mode must be 'availableNow' or 'live', got {mode!r}")
-    services.require(settings, "kafka")
-    ensure_tables(spark, settings)
-    topic = topic or settings.kafka_topic
-    name = "raw_orders"
-    reader = kafka_reader(spark, settings, topic, streaming=True)
-    if max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
-    before = _counts(spark, settings)
-    writer = (
-        reader.load().writeStream.queryName(name)
-        .option("checkpointLocation", layout.checkpoint(settings, name))
-        .foreachBatch(_writer(settings, app_id=f"{name}:{topic}"))
-    )
-    start = time.monotonic()
-    progress: list[dict] = []
-    if mode == "availableNow":
-        query = writer.trigger(availableNow=True).start()
-        query.awaitTermination()
-        progress = [p for p in query.recentProgress]
-    else:
-        query = writer.trigger(processingTime=trigger_interval).start()
-        deadline = time.monotonic() + live_seconds
-        seen = 0
-        while time.monotonic() < deadline and query.isActive:
-            query.awaitTermination(timeout=1)
-            recent = query.recentProgress
-            for p in recent[seen:]:
-                if on_progress:
-                    on_progress(p)
-            seen = len(recent)
-        progress = list(query.recentProgress)
-        query.stop()
-    if query.exception() is not None:
-        raise query.exception()
-    seconds = time.monotonic() - start
-    after = _counts(spark, settings)
+def summarize(mode: str, progress: list, seconds: float, before: dict, after: dict) -> StreamResult:
+    """What a run did, from its progress and the table counts before and after it."""
     return StreamResult(
         mode=mode,
         batches=sum(1 for p in progress if input_rows(p) > 0),
@@ -246,13 +238,52 @@ def run_stream(
     )
 
 
+def run_stream(
+    spark,
+    settings: Settings,
+    mode: str = "availableNow",
+    live_seconds: float = 20.0,
+    trigger_interval: str = "2 seconds",
+    max_offsets_per_trigger: int | None = None,
+    topic: str | None = None,
+    on_progress=None,
+) -> StreamResult:
+    """Kafka -> raw + quarantine, the same steps notebook 02 shows. `availableNow` processes
+    everything available and stops; `live` runs for `live_seconds` and then stops cleanly."""
+    check_mode(mode)
+    services.require(settings, "kafka")
+    ensure_tables(spark, settings)
+    topic = topic or settings.kafka_topic
+    kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic, max_offsets_per_trigger)).load()
+    writer = (
+        kafka.writeStream.queryName(QUERY_NAME)
+        .foreachBatch(partial(
+            write_batch, raw_path=layout.raw_orders(settings), quarantine_path=layout.quarantine(settings),
+            app_id=txn_app_id(topic),
+        ))
+        .option("checkpointLocation", layout.checkpoint(settings, QUERY_NAME))
+    )
+    before, start = row_counts(spark, settings), time.monotonic()
+    if mode == "availableNow":
+        query = writer.trigger(availableNow=True).start()
+        query.awaitTermination()
+        progress = list(query.recentProgress)
+    else:
+        query = writer.trigger(processingTime=trigger_interval).start()
+        progress = watch(query, live_seconds, on_progress)
+    if query.exception() is not None:
+        raise query.exception()
+    return summarize(mode, progress, time.monotonic() - start, before, row_counts(spark, settings))
+
+
 def input_rows(progress) -> int:
     """Rows a micro-batch read. Read the attribute: over Spark Connect the progress's dict and
     JSON leave numInputRows and the rates out (None); the attributes sum them from the sources."""
     return int(progress.numInputRows or 0)
 
 
-def _counts(spark, settings: Settings) -> dict[str, int]:
+def row_counts(spark, settings: Settings) -> dict[str, int]:
+    """Rows in the raw and quarantine tables."""
     return {
         "raw": spark.read.format("delta").load(layout.raw_orders(settings)).count(),
         "quarantine": spark.read.format("delta").load(layout.quarantine(settings)).count(),
@@ -263,7 +294,7 @@ def table_counts(spark, settings: Settings) -> dict:
     """Row counts of raw and quarantine, and quarantine per reason."""
     from pyspark.sql import functions as F
 
-    out = _counts(spark, settings)
+    out = row_counts(spark, settings)
     reasons = (
         spark.read.format("delta").load(layout.quarantine(settings)).groupBy("reason").agg(F.count("*").alias("n")).collect()
     )
