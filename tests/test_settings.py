@@ -86,3 +86,10 @@ def test_databricks_profile_uses_workspace_catalog(tmp_path):
     assert s.catalog_impl == "databricks"
     assert not s.embedded
     assert s.table("bronze", "orders") == "lakehouse.bronze.orders"
+
+
+def test_kafka_cluster_ids_never_look_like_an_option():
+    from lakehouse_helpers.services.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(2000)]  # about 31 would start with "-" unfiltered
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids) and len(set(ids)) == len(ids)

@@ -76,6 +76,15 @@ def _java(settings: Settings, marker: str) -> list[str]:
     ]
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka makes one: never starting with "-", which the storage tool
+    would read as an option (one id in 64 would fail the first start)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def prepare(settings: Settings, base: Path) -> None:
     import subprocess
 
@@ -83,7 +92,7 @@ def prepare(settings: Settings, base: Path) -> None:
     (base / "log4j2.properties").write_text(LOG4J2)
     if (base / "data" / "meta.properties").is_file():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     result = subprocess.run(
         _java(settings, "-Dlakehouse.format=1")
         + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", "server.properties"],
