@@ -39,10 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--params", default="", metavar="'NAME=VALUE ...'", help="more parameters as shell-like words")
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
-    bench = sub.add_parser("bench", help="measure service and Spark start-up, and pipeline throughput")
-    bench.add_argument("--events", type=int, default=0, help="also run produce/stream/export for this many events")
-    bench.add_argument("--autoloader", action="store_true", help="also time Auto Loader on 1,000 small and 10 large files")
+    bench = sub.add_parser("bench", help="start-up costs, and each stage's rate next to its native limit")
+    bench.add_argument("--events", type=int, default=100_000, help="scoreboard size in order events (0: skip it)")
+    bench.add_argument("--small-files", type=int, default=1000, help="small JSON files for Auto Loader (0: skip)")
+    bench.add_argument("--skip-startup", action="store_true", help="keep the running services: no cold start, no Spark start")
     bench.add_argument("--notebooks", action="store_true", help="also run every notebook in connect and in classic mode")
+    bench.add_argument("--keep", action="store_true", help="keep the run's tables, topics and buckets for inspection")
     nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, strip outputs, or refresh checked outputs")
     nbs.add_argument("action", choices=["check", "refresh", "strip"])
     nbs.add_argument("run_dir", nargs="?", help="executed notebooks to take checked outputs from (refresh)")
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from .bench import main as bench_main
 
-            return bench_main(settings, args.events, args.autoloader, args.notebooks)
+            return bench_main(settings, events=args.events, small_files=args.small_files, notebooks=args.notebooks,
+                              startup=not args.skip_startup, keep=args.keep)
     except services.ServiceError as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,93 @@
+"""Where a benchmark run writes: a data folder, topics, buckets and schemas of its own, so the
+user's tables are never touched, and all of it removed afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import Settings
+from ..storage import ensure_bucket, s3_client
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    run: str
+    root: Path
+    workbook: Settings  # the workbook's path: the public functions read and write through these
+    native: Settings  # the limit's side: its own data folder, topic, bucket and schemas
+
+    @classmethod
+    def create(cls, settings: Settings) -> Sandbox:
+        run = uuid.uuid4().hex[:8]
+        root = settings.state_dir / "bench" / f"run-{run}"
+
+        def side(name: str, suffix: str) -> Settings:
+            return settings.replace(
+                data_dir_override=root / name, kafka_topic=f"bench.{run}{suffix}",
+                s3_bucket=f"bench-{run}{suffix.replace('.', '-')}",
+                schema_prefix=f"bench{run}{suffix.replace('.', '_')}_",
+            )
+
+        box = cls(run, root, side("workbook", ""), side("native", ".native"))
+        for s in (box.workbook, box.native):
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+            ensure_bucket(s)
+        return box
+
+    def path(self, *parts: str) -> str:
+        """A local folder of the run (files for Auto Loader, Delta outputs of the native side)."""
+        return str(self.root.joinpath(*parts).resolve())
+
+    def cleanup(self, spark) -> None:
+        """Drop the run's schemas, topics and buckets and delete its folder."""
+        for s in (self.workbook, self.native):
+            discard(spark, s)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def discard(spark, settings: Settings) -> None:
+    """Drop every schema under the settings' (bench) prefix, its topic, data folder and bucket."""
+    if not settings.schema_prefix.startswith("bench"):
+        raise ValueError(f"refusing to discard schemas with prefix {settings.schema_prefix!r}: not a benchmark's")
+    catalog = settings.spark_catalog_name
+    for row in spark.sql(f"SHOW SCHEMAS IN {catalog} LIKE '{settings.schema_prefix}*'").collect():
+        spark.sql(f"DROP SCHEMA IF EXISTS {catalog}.{row[0]} CASCADE")
+    _delete_topics(settings, [settings.kafka_topic])
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    _delete_bucket(settings)
+
+
+def _delete_bucket(settings: Settings) -> None:
+    from botocore.exceptions import ClientError
+
+    client = s3_client(settings)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=settings.s3_bucket, Delete={"Objects": keys})
+    try:
+        client.delete_bucket(Bucket=settings.s3_bucket)
+    except ClientError as exc:
+        # The embedded server's filesystem backend can keep an empty folder that Spark's staging
+        # left (no key lists it): the bucket then stays, empty.
+        if exc.response.get("Error", {}).get("Code") != "BucketNotEmpty":
+            raise
+        print(f"note: bucket {settings.s3_bucket} is empty but could not be deleted ({exc})")
+
+
+def _delete_topics(settings: Settings, topics: list[str]) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="lakehouse-bench")
+    try:
+        existing = [t for t in topics if t in admin.list_topics()]
+        with contextlib.suppress(UnknownTopicOrPartitionError):
+            if existing:
+                admin.delete_topics(existing)
+    finally:
+        admin.close()
