@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .fds import output_to
 from .settings import Settings
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -206,7 +207,8 @@ def run_notebooks(
         output = out_dir / path.name
         log(f"running {path.name} {params[path.name] or ''}".rstrip())
         start = time.monotonic()
-        status, error = _execute(path, output, params[path.name])
+        with output_to(kernel_log(settings)):  # what kernels print themselves: kept, not shown
+            status, error = _execute(path, output, params[path.name])
         results.append(
             NotebookResult(path.name, status, round(time.monotonic() - start, 1), str(output), read_figures(output), error)
         )
@@ -227,6 +229,10 @@ def run_notebooks(
         latest.unlink(missing_ok=True)
         latest.symlink_to(out_dir.name)
     return out_dir, results
+
+
+def kernel_log(settings: Settings) -> Path:
+    return settings.state_dir / "logs" / "kernels.log"
 
 
 def _new_run_dir(runs: Path, suffix: str) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import jvm
+from .fds import output_to
 from .services import metastore
 from .settings import Settings, load_settings
 
@@ -251,33 +252,10 @@ def _classic(settings: Settings, app_name: str):
         builder = builder.config(key, value)
     if settings.catalog_impl == "hive":
         builder = builder.enableHiveSupport()
-    with _jvm_output_to(jvm_output_file(settings)):
+    with output_to(jvm_output_file(settings)):  # start-up warnings, traces at exit
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.spark_log_level)
     return spark
-
-
-@contextlib.contextmanager
-def _jvm_output_to(path: Path):
-    """The JVM inherits this process's stdout and stderr when it starts: give it a file instead,
-    so its own lines (module warnings, traces at exit) never reach a notebook or a terminal."""
-    import sys
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    saved = [os.dup(1), os.dup(2)]
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, target):
-            os.close(fd)
 
 
 def _python() -> str:

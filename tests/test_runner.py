@@ -154,3 +154,17 @@ def test_spark_scratch_lives_in_the_state_folder_and_dead_processes_leave_none(t
     mine.mkdir(parents=True)
     assert prune_scratch(settings) == [stale]
     assert not stale.exists() and mine.exists()
+
+
+def test_what_kernels_and_their_children_print_goes_to_a_log_not_the_terminal(tmp_path, capfd):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    body = "import os, subprocess\nos.write(2, b'kernel-noise\\n')\nsubprocess.run(['sh', '-c', 'echo child-noise >&2'])"
+    (folder / "00_noisy.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
+    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    _, results = run_notebooks(settings, notebooks_dir=folder, log=lambda *_: None)
+    assert results[0].status == "ok"
+    terminal = "".join(capfd.readouterr())
+    assert "noise" not in terminal, terminal
+    log = (settings.state_dir / "logs" / "kernels.log").read_text()
+    assert "kernel-noise" in log and "child-noise" in log
