@@ -101,22 +101,15 @@ def prune_scratch(settings: Settings) -> list[Path]:
     """Remove the scratch folders of classic Spark processes that no longer run."""
     import shutil
 
+    from .services._process import exists
+
     removed = []
     for folder in (settings.state_dir / "tmp").glob("classic-*"):
         pid = folder.name.removeprefix("classic-")
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not exists(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

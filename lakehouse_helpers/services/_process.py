@@ -88,9 +88,11 @@ def wait_until(
         delay = min(delay * 1.5, 0.5)
 
 
-def _group_alive(pgid: int) -> bool:
+def exists(pid: int, group: bool = False) -> bool:
+    """Whether a process (or, with `group`, any process of that group) still exists: signal 0
+    checks without sending anything; another user's process exists but refuses it."""
     try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -112,7 +114,7 @@ def stop(pid: int, marker: str, timeout: float = 30.0) -> None:
         # Reap it if it is our child, so it does not linger as a zombie.
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not pid_alive(pid, marker) and not _group_alive(pid):
+        if not pid_alive(pid, marker) and not exists(pid, group=True):
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
