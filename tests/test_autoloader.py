@@ -26,6 +26,10 @@ the Databricks documentation gives for `cloudFiles`. One row per behaviour, and 
 | a job retry restarts after an unknown-field error, with a bound                     | test_run_with_restarts                          |
 | every row above on the local filesystem and on S3 (s3a:// paths)                    | the `place` fixture: [local] and [s3]           |
 | bad options get a clear error                                                       | test_bad_options                                |
+| a value that does not fit, amid a large clean batch, is rescued with its file path; | test_misfits_rescued_amid_a_large_batch         |
+|   the other rows keep their typed values (and only the misfits take the slow path)  | test_only_misfits_take_the_python_path          |
+| a file larger than the reader's memory is read in bounded memory (JSON Lines in     | test_large_files_in_bounded_memory              |
+|   blocks of lines, Parquet in row batches)                                          |                                                 |
 """
 
 from __future__ import annotations
@@ -417,3 +421,109 @@ def test_bad_options(spark, stack, local):
         al.read_stream(spark, stack, str(root / "empty"), "json", schema_location=str(root / "schema2"))
     with pytest.raises(al.AutoLoaderError, match="schemaHints"):
         al.read_stream(spark, stack, str(root / "src"), "json", schema_location=str(root / "schema3"), schema_hints="justaname")
+
+
+MISFITS = {7_000: {"n": "three"}, 12_000: {"n": 1e20}, 15_000: {"ts": "x"}}
+
+
+def _large_clean_file(place: Place, rel: str, rows: int = 20_000) -> str:
+    return write_json(place, rel, [{"id": i, "n": i, "ts": "2026-01-05T08:00:00Z", "name": f"c{i}", **MISFITS.get(i, {})}
+                                   for i in range(rows)])
+
+
+def test_misfits_rescued_amid_a_large_batch(spark, place):
+    path = _large_clean_file(place, "src/big.json")
+    s = Stream(spark, place, "", "json", schema_hints="id bigint, n int, ts timestamp")
+    s.run()
+    rows = {r["id"]: r for r in s.rows("id")}
+    assert len(rows) == 20_000
+    assert json.loads(rows[7_000]["_rescued_data"]) == {"n": "three", "_file_path": path} and rows[7_000]["n"] is None
+    assert json.loads(rows[12_000]["_rescued_data"]) == {"n": 1e20, "_file_path": path} and rows[12_000]["n"] is None
+    assert json.loads(rows[15_000]["_rescued_data"]) == {"ts": "x", "_file_path": path} and rows[15_000]["ts"] is None
+    assert rows[7_000]["ts"].year == 2026 and rows[15_000]["n"] == 15_000  # the rest of a misfit's row is typed
+    clean = [r for i, r in rows.items() if i not in MISFITS]
+    assert all(r["_rescued_data"] is None for r in clean)
+    assert [r["n"] for r in clean[:3]] == [0, 1, 2] and clean[-1]["n"] == 19_999 and clean[-1]["ts"].hour == 8
+
+
+def test_only_misfits_take_the_python_path(local, monkeypatch):
+    from lakehouse_helpers.autoloader import batches
+
+    path = _large_clean_file(local, "big.json")
+    calls = []
+    real = batches.convert_record
+    monkeypatch.setattr(batches, "convert_record", lambda rec, *args: calls.append(rec) or real(rec, *args))
+    fields = [("id", "bigint"), ("n", "int"), ("ts", "timestamp"), ("name", "string"), ("_rescued_data", "string"), ("_source_file", "string")]
+    out = [r for b in al.read_file({"path": path, "rel": "big.json"}, "json", fields, al.arrow_schema(fields), {}, "_rescued_data", "_source_file")
+           for r in b.to_pylist()]
+    assert len(out) == 20_000 and sorted(rec["id"] for rec in calls) == sorted(MISFITS)
+    assert out[12_000]["n"] is None and json.loads(out[12_000]["_rescued_data"])["n"] == 1e20
+    assert out[12_001]["n"] == 12_001 and out[12_001]["_source_file"] == path
+
+
+# Peak memory from /proc: ru_maxrss survives exec, so a child would report its parent's peak.
+MEMORY_SCRIPT = """
+import json, sys
+from lakehouse_helpers.autoloader import arrow_schema, read_file
+small, big, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
+fields = [(n, t) for n, t in json.loads(sys.argv[4])] + [("_rescued_data", "string"), ("_source_file", "string")]
+schema = arrow_schema(fields)
+
+def rows(path):
+    return sum(b.num_rows for b in read_file({"path": path, "rel": path}, fmt, fields, schema, {}, "_rescued_data", "_source_file"))
+
+def status(key):
+    return int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith(key + ":")))
+
+rows(small)  # the interpreter, pyarrow and its thread pools, warmed up: the baseline
+try:
+    open("/proc/self/clear_refs", "w").write("5")  # peak := now
+except OSError:
+    pass
+base = max(status("VmRSS"), status("VmHWM"))
+n = rows(big)
+print(json.dumps({"rows": n, "baseline_kb": base, "peak_kb": status("VmHWM")}))
+"""
+
+
+def _write_big_json(path: Path, size: int) -> int:
+    lines = "".join(json.dumps({"id": i, "name": f"customer-{i:08d}", "price": i * 0.25, "ts": "2026-01-05T08:00:00Z",
+                                "note": "x" * 60}) + "\n" for i in range(10_000)).encode()
+    with path.open("wb") as fh:
+        for _ in range(size // len(lines)):
+            fh.write(lines)
+    return size // len(lines) * 10_000
+
+
+def _write_big_parquet(path: Path, size: int) -> int:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, width = size // 116, 100  # random letters: the file does not compress below `size`
+    letters = np.random.default_rng(7).integers(97, 123, size=(rows, width), dtype=np.uint8)
+    text = pa.array(letters.view(f"S{width}").ravel(), pa.binary()).cast(pa.string())
+    pq.write_table(pa.table({"id": np.arange(rows), "text": text, "x": np.arange(rows) * 0.5}), path, compression="none")
+    return rows
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads peak memory from /proc")
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_large_files_in_bounded_memory(tmp_path, fmt):
+    size = 200 * 1024 * 1024
+    big, small = tmp_path / f"big.{fmt}", tmp_path / f"small.{fmt}"
+    if fmt == "json":
+        rows = _write_big_json(big, size)
+        small.write_text(json.dumps({"id": 1, "name": "a", "price": 1.5, "ts": "2026-01-05T08:00:00Z", "note": "x"}) + "\n")
+        fields = [["id", "bigint"], ["name", "string"], ["price", "double"], ["ts", "timestamp"], ["note", "string"]]
+    else:
+        rows = _write_big_parquet(big, size)
+        _write_big_parquet(small, 116 * 10)
+        fields = [["id", "bigint"], ["text", "string"], ["x", "double"]]
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(small), str(big), fmt, json.dumps(fields)],
+                         capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["rows"] == rows
+    grown = (result["peak_kb"] - result["baseline_kb"]) * 1024
+    assert big.stat().st_size >= size * 0.95
+    assert grown < big.stat().st_size / 2, f"reading a {big.stat().st_size >> 20} MB file took {grown >> 20} MB"
