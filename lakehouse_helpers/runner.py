@@ -44,6 +44,7 @@ class NotebookResult:
     output: str
     figures: dict = field(default_factory=dict)
     error: str = ""
+    peak_memory_mb: int = 0  # the whole stack's, while this notebook ran (services, kernel, JVMs)
 
 
 def all_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -190,6 +191,7 @@ def run_notebooks(
     out_dir: Path | None = None,
     log=print,
 ) -> tuple[Path, list[NotebookResult]]:
+    from .memory import MB, PeakMemory
     from .report import read_figures
     from .spark import prune_scratch
 
@@ -203,24 +205,31 @@ def run_notebooks(
 
     results: list[NotebookResult] = []
     started = time.time()
-    for path in paths:
-        output = out_dir / path.name
-        log(f"running {path.name} {params[path.name] or ''}".rstrip())
-        start = time.monotonic()
-        with output_to(kernel_log(settings)):  # what kernels print themselves: kept, not shown
-            status, error = _execute(path, output, params[path.name])
-        results.append(
-            NotebookResult(path.name, status, round(time.monotonic() - start, 1), str(output), read_figures(output), error)
-        )
-        if status != "ok":
-            break
+    with PeakMemory(settings) as memory:
+        for path in paths:
+            output = out_dir / path.name
+            log(f"running {path.name} {params[path.name] or ''}".rstrip())
+            start = time.monotonic()
+            memory.section()
+            with output_to(kernel_log(settings)):  # what kernels print themselves: kept, not shown
+                status, error = _execute(path, output, params[path.name])
+            seconds = round(time.monotonic() - start, 1)
+            results.append(NotebookResult(
+                path.name, status, seconds, str(output), read_figures(output), error, memory.section() // MB,
+            ))
+            if status != "ok":
+                break
     failed = any(r.status != "ok" for r in results)
     kind = "failed" if failed else "complete" if complete else "partial"
     if failed and out_dir.parent == runs:
         out_dir = out_dir.rename(out_dir.with_name(out_dir.name.removesuffix("-partial") + "-failed"))
         for r in results:
             r.output = str(out_dir / Path(r.output).name)
-    summary = {"run": out_dir.name, "kind": kind, "parameters": parameters or {}, "notebooks": [asdict(r) for r in results]}
+    summary = {
+        "run": out_dir.name, "kind": kind, "parameters": parameters or {},
+        "seconds": round(sum(r.seconds for r in results), 1), "peak_memory_mb": memory.peak // MB,
+        "notebooks": [asdict(r) for r in results],
+    }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     _keep_pictures(settings, out_dir, started)
     prune_scratch(settings)  # the kernels' classic Spark folders, if any were left
@@ -270,10 +279,13 @@ def format_summary(results: list[NotebookResult]) -> str:
     if not results:
         return "(no notebooks found)"
     width = max(len(r.notebook) for r in results)
-    lines = [f"{'notebook':<{width}}  status  seconds  key figures"]
+    lines = [f"{'notebook':<{width}}  status  seconds  peak MB  key figures"]
     for r in results:
         figures = ", ".join(f"{k}={v}" for k, v in r.figures.items())
-        lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:7.1f}  {figures}")
+        lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:7.1f}  {r.peak_memory_mb:7,d}  {figures}")
         if r.error:
             lines.append(f"{'':<{width}}  error: {r.error}")
+    total = sum(r.seconds for r in results)
+    peak = max(r.peak_memory_mb for r in results)
+    lines.append(f"{'all':<{width}}  {'':<6}  {total:7.1f}  {peak:7,d}  (peak MB: the whole stack, services and kernels)")
     return "\n".join(lines)

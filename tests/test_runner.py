@@ -168,3 +168,20 @@ def test_what_kernels_and_their_children_print_goes_to_a_log_not_the_terminal(tm
     assert "noise" not in terminal, terminal
     log = (settings.state_dir / "logs" / "kernels.log").read_text()
     assert "kernel-noise" in log and "child-noise" in log
+
+
+def test_each_notebook_records_the_peak_memory_of_the_stack_including_its_children(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    # A child of the kernel holds 400 MB for a while: the sampler must see the kernel's family.
+    hog = ("import subprocess, sys\nsubprocess.run([sys.executable, '-c', "
+           "'import time; b = bytearray(b\"x\") * (400 << 20); time.sleep(1.5)'], check=True)")
+    (folder / "00_hog.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", hog)))
+    (folder / "01_light.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", "print(n)")))
+    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    out_dir, results = run_notebooks(settings, notebooks_dir=folder, log=lambda *_: None)
+    hog_peak, light_peak = (r.peak_memory_mb for r in results)
+    assert hog_peak >= light_peak + 350, (hog_peak, light_peak)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["peak_memory_mb"] >= hog_peak
+    assert summary["seconds"] == pytest.approx(sum(r.seconds for r in results), abs=0.2)
