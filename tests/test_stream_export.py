@@ -158,3 +158,59 @@ def test_delivery_failures_are_counted_and_raised(stack, unique_name):
         produce(s, batch, progress=False)
     assert "MessageSizeTooLarge" in str(info.value)
     assert load_manifests(s) == []  # a failed batch is not recorded as produced
+
+
+def _read_topic(settings, topic: str, expect: int) -> dict[int, list]:
+    """Every record of the topic, per partition, in offset order."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=10_000)
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        consumer.seek_to_beginning()
+        records: dict[int, list] = {}
+        for n, record in enumerate(consumer, 1):
+            records.setdefault(record.partition, []).append(record)
+            if n == expect:
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_produce_reports_every_offset_and_keeps_each_keys_order(stack, unique_name, partitions):
+    from collections import defaultdict
+
+    from lakehouse_helpers import services
+    from lakehouse_helpers.produce import load_manifests, produce
+
+    s = stack.replace(kafka_topic=f"order.{unique_name}")
+    services.kafka.ensure_topic(s, s.kafka_topic, partitions=partitions)
+    batch = generate(events=3000, seed=5)  # an order's events share its key: up to 5 messages a key
+    sent = len(batch.messages)
+    result = produce(s, batch, progress=False)
+    assert (result.sent, result.delivered, result.failed, result.errors) == (sent, sent, 0, [])
+
+    records = _read_topic(s, s.kafka_topic, sent)
+    assert sum(map(len, records.values())) == sent  # nothing lost, nothing twice
+    for got in records.values():  # each partition holds offsets 0..n-1, each from this batch
+        assert [r.offset for r in got] == list(range(len(got)))
+        assert all(r.headers == [("batch_id", result.batch_id.encode())] for r in got)
+    assert (result.first_offset, result.last_offset) == (0, max(len(got) for got in records.values()) - 1)
+    if partitions == 1:
+        assert result.last_offset == sent - 1
+    read, given = defaultdict(list), defaultdict(list)
+    for partition, got in records.items():
+        for r in got:
+            read[r.key].append((partition, r.value))
+    for m in batch.messages:
+        given[m.key].append(m.value)
+    for key, values in given.items():
+        if key is not None:  # same key, same partition, the order given
+            assert len({p for p, _ in read[key]}) == 1
+            assert [v for _, v in read[key]] == values
+    assert sorted(m.value for m in batch.messages) == sorted(r.value for got in records.values() for r in got)
+    [manifest] = load_manifests(s)
+    assert (manifest["first_offset"], manifest["last_offset"], manifest["end_offset_total"]) == (0, result.last_offset, sent)
+    assert manifest["expected"] == batch.expected and manifest["counts"] == batch.counts
