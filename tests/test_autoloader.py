@@ -461,6 +461,28 @@ def test_only_misfits_take_the_python_path(local, monkeypatch):
     assert out[12_001]["n"] == 12_001 and out[12_001]["_source_file"] == path
 
 
+
+def test_parquet_string_lists_become_json_text_column_wise(tmp_path, monkeypatch):
+    """A list<string> column (the raw table's unknown_fields) is JSON text, spelled as the
+    Python path spells it; only lists that need escaping take the Python path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakehouse_helpers.autoloader import batches
+
+    lists = [[], ["promo_code"], ["a", "b"], None, ['q"x'], ["é"], [None], ["", "x]"]] * 500
+    path = str(tmp_path / "lists.parquet")
+    pq.write_table(pa.table({"id": list(range(len(lists))), "tags": pa.array(lists, pa.list_(pa.string()))}), path)
+    calls = []
+    real = batches.convert_record
+    monkeypatch.setattr(batches, "convert_record", lambda rec, *args: calls.append(rec) or real(rec, *args))
+    fields = [("id", "bigint"), ("tags", "string")]
+    out = [r for b in al.read_file({"path": path, "rel": "lists.parquet"}, "parquet", fields, al.arrow_schema(fields), {}, None, None)
+           for r in b.to_pylist()]
+    assert [r["tags"] for r in out] == [None if v is None else json.dumps(v) for v in lists]
+    assert sorted({json.dumps(rec["tags"]) for rec in calls}) == sorted(json.dumps(v) for v in (['q"x'], ["é"], [None]))
+
+
 # Peak memory from /proc: ru_maxrss survives exec, so a child would report its parent's peak.
 MEMORY_SCRIPT = """
 import json, sys

@@ -86,7 +86,30 @@ def _to_string(col, out_type, typed, int_literal):
         return pc.cast(col, out_type), None
     if pa.types.is_floating(kind):
         return _float_to_string(col, int_literal)
+    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and pa.types.is_string(kind.value_type):
+        return _string_list_to_json(col, out_type)
     return pa.nulls(len(col), out_type), _valid(col)
+
+
+# Printable ASCII but `"` and `\`: json.dumps writes such a string between quotes as it is.
+_PLAIN = r'^[ !#-\[\]-~]*$'
+
+
+def _string_list_to_json(col, out_type):
+    """A list of strings as the JSON text json.dumps writes (`[]`, `["a", "b"]`), column-wise.
+    Lists json.dumps would escape or spell otherwise (a null element, a quote, a backslash,
+    non-ASCII, control characters) take the Python path."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    plain = pc.fill_null(pc.match_substring_regex(pc.list_flatten(col), _PLAIN), False)
+    bad = np.zeros(len(col), dtype=bool)
+    bad[pc.list_parent_indices(col).filter(pc.invert(plain)).to_numpy()] = True
+    text = pc.binary_join_element_wise('["', pc.binary_join(col, '", "'), '"]', "")
+    text = pc.if_else(pc.equal(pc.list_value_length(col), 0), pa.scalar("[]"), text)
+    ok = pa.array(~bad)
+    return pc.cast(_keep(text, ok), out_type), _not_ok(col, ok)
 
 
 def _float_to_string(col, int_literal):
