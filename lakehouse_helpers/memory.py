@@ -4,8 +4,9 @@ The stack is every process the workbook needs: the embedded services this projec
 their children: Spark's Python workers), this process, and everything it starts (papermill's
 kernels, a classic Spark JVM, its workers). A background thread adds up their resident memory
 a few times a second; `section()` gives the peak since the previous call (one notebook), `peak`
-the peak of the whole run. Resident memory counts pages shared between processes more than
-once, so the figure errs high, never low.
+the peak of the whole run. Each process counts its proportional set size (PSS): a page shared
+by n processes (Spark's forked Python workers share most of theirs) counts 1/n in each, so the
+sum is what the stack really occupies; plain resident sizes would count shared pages n times.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def stack_roots(settings: Settings) -> list[int]:
 
 
 def resident_bytes(roots: list[int]) -> int:
-    """Resident memory of `roots` and all their descendants, each process counted once."""
+    """Memory (PSS) of `roots` and all their descendants, each process counted once."""
     seen: set[int] = set()
     total = 0
     for pid in roots:
@@ -48,10 +49,18 @@ def resident_bytes(roots: list[int]) -> int:
                 continue
             seen.add(proc.pid)
             try:
-                total += proc.memory_info().rss
+                total += _pss(proc)
             except psutil.Error:
                 continue
     return total
+
+
+def _pss(proc: psutil.Process) -> int:
+    """Proportional set size; resident size where the kernel gives no PSS (not Linux)."""
+    try:
+        return proc.memory_full_info().pss
+    except AttributeError:
+        return proc.memory_info().rss
 
 
 class PeakMemory:
