@@ -147,8 +147,10 @@ def _failed_cell(nb_path: Path) -> str:
             continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                source = "".join(cell.get("source", "")).strip().splitlines()
-                return f"cell {index}: {source[0] if source else ''!r}: {out.get('ename')}: {out.get('evalue')}"
+                code = [line for line in "".join(cell.get("source", "")).splitlines() if line.strip() and not line.startswith("#")]
+                # A Spark error's message ends with the JVM's stack trace: the terminal gets the message.
+                message = str(out.get("evalue", "")).split("JVM stacktrace:")[0].strip()
+                return f"cell {index}: {code[0] if code else ''!r}: {out.get('ename')}: {message}"
     return ""
 
 

@@ -19,11 +19,15 @@ from .settings import Settings, load_settings
 LOG4J2 = Path(__file__).resolve().parent / "log4j2.properties"
 
 
-def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook", scratch: Path | None = None) -> dict[str, str]:
+def spark_conf(
+    settings: Settings, app_name: str = "lakehouse-workbook", scratch: Path | None = None, long_lived: bool = False,
+) -> dict[str, str]:
     """Every Spark setting the workbook needs, as a plain dict (testable without a JVM).
 
     `scratch` is the JVM's temporary folder and Spark's local dir (shuffle, block manager,
-    downloaded files): in the state folder, never /tmp, so it is cleaned with the rest."""
+    downloaded files): in the state folder, never /tmp, so it is cleaned with the rest.
+    `long_lived` (the Spark Connect server): the JVM gets the optimizing JIT compiler, which
+    halves the time of a million-row stage; a notebook's own JVM stays on the quick-start one."""
     scratch = (scratch or scratch_dir(settings, "classic")).resolve()
     conf: dict[str, str] = {
         "spark.app.name": app_name,
@@ -55,7 +59,8 @@ def spark_conf(settings: Settings, app_name: str = "lakehouse-workbook", scratch
         # Quiet start-up: the log level applies before the session exists.
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={LOG4J2} -Dlakehouse.log.file={log_file(settings)} "
-            f"-Djava.io.tmpdir={scratch} -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=160m"
+            f"-Djava.io.tmpdir={scratch} -XX:ReservedCodeCacheSize=160m"
+            + ("" if long_lived else " -XX:TieredStopAtLevel=1")
         ),
     }
     conf.update(_s3a_conf(settings))

@@ -185,3 +185,28 @@ def test_each_notebook_records_the_peak_memory_of_the_stack_including_its_childr
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["peak_memory_mb"] >= hog_peak
     assert summary["seconds"] == pytest.approx(sum(r.seconds for r in results), abs=0.2)
+
+
+def test_a_failed_spark_cell_is_named_by_its_code_without_the_jvm_trace(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    # The message is built at run time so that the cell's own code does not contain the trace.
+    body = ("# NBVAL_CHECK_OUTPUT\nmessage = 'Not enough memory to broadcast.' + chr(10) * 2 + 'JVM' + ' stack' + 'trace:'"
+            " + chr(10) + 'org.apache.spark.SparkException' + chr(10) + chr(9) + 'at' + ' org.apache.spark.Foo(Foo.scala:1)'\n"
+            "raise RuntimeError(message)")
+    (folder / "00_fails.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
+    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    _, results = run_notebooks(settings, notebooks_dir=folder, log=lambda *_: None)
+    error = results[0].error
+    assert results[0].status == "failed" and "message = " in error and "Not enough memory to broadcast." in error
+    assert "JVM stacktrace" not in error and "at org.apache" not in error and "NBVAL" not in error
+
+
+def test_only_the_long_lived_server_jvm_gets_the_optimizing_compiler(tmp_path):
+    from lakehouse_helpers.services.spark_connect import server_conf
+
+    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    settings.state_dir.mkdir()
+    (settings.state_dir / "jars").symlink_to(ROOT / ".lakehouse" / "jars")  # what `make setup` resolved
+    assert "-XX:TieredStopAtLevel=1" in spark_conf(settings)["spark.driver.extraJavaOptions"]
+    assert "TieredStopAtLevel" not in server_conf(settings)["spark.driver.extraJavaOptions"]

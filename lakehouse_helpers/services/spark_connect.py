@@ -41,7 +41,7 @@ def bind(settings: Settings) -> tuple[str, int]:
 def server_conf(settings: Settings) -> dict[str, str]:
     from ..spark import scratch_dir, spark_conf
 
-    conf = spark_conf(settings, "lakehouse-workbook (Spark Connect)", scratch_dir(settings, "connect"))
+    conf = spark_conf(settings, "lakehouse-workbook (Spark Connect)", scratch_dir(settings, "connect"), long_lived=True)
     conf.update({
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(settings.spark_connect_port),
