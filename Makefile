@@ -25,7 +25,7 @@ override PARAMS := $(value PARAMS)
 export PARAMS
 endif
 
-.PHONY: help setup run test lint lab strip bench services-up services-down services-status doctor clean distclean
+.PHONY: help setup run test lint lab strip bench services-up services-down services-status doctor clean distclean deploy-databricks
 
 help:  ## list the targets and every notebook parameter
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -99,6 +99,10 @@ strip: $(VENV)/.installed  ## clear outputs from notebooks/ after working in the
 BENCH_EVENTS ?= 100000
 bench: setup services-up  ## scoreboard: each stage's rate next to its native limit (BENCH_EVENTS=); start-up; every notebook in both modes
 	@$(CLI) bench --events $(BENCH_EVENTS) --notebooks
+
+# Host and token come from DATABRICKS_HOST/DATABRICKS_TOKEN or DATABRICKS_CONFIG_PROFILE, never from here.
+deploy-databricks: $(VENV)/.installed  ## deploy notebooks 00, 05-07 as one Databricks job (RUN=1: run it and follow; DRY_RUN=1: print the requests only)
+	@$(CLI) deploy $(if $(RUN),--run) $(if $(DRY_RUN),--dry-run)
 
 clean: services-down  ## remove all generated state (.lakehouse/): jars, service data, tables, outputs
 	rm -rf $(STATE)

@@ -1,4 +1,4 @@
-"""python -m lakehouse_helpers services up|down|status | doctor | run | bench"""
+"""python -m lakehouse_helpers services up|down|status | doctor | run | bench | deploy"""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, strip outputs, or refresh checked outputs")
     nbs.add_argument("action", choices=["check", "refresh", "strip"])
     nbs.add_argument("run_dir", nargs="?", help="executed notebooks to take checked outputs from (refresh)")
+    dep = sub.add_parser("deploy", help="deploy notebooks 00, 05-07 as one job to a Databricks workspace")
+    dep.add_argument("--run", action="store_true", help="start the job and follow it to the end")
+    dep.add_argument("--dry-run", action="store_true", help="print every request a deploy would send; send none")
+    dep.add_argument("-v", "--verbose", action="store_true", help="log the SDK's requests (the token is never logged)")
     args = parser.parse_args(argv)
 
     try:
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(settings, args)
         if args.command == "notebooks":
             return _notebooks(args)
+        if args.command == "deploy":
+            return _deploy(settings, args)
         if args.command == "bench":
             from .bench import main as bench_main
 
@@ -115,6 +121,22 @@ def _run(settings, args) -> int:
         print(f"\nFAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _deploy(settings, args) -> int:
+    import logging
+
+    from .deploy import DeployConfig, DeployError, deploy
+
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("databricks.sdk").setLevel(logging.DEBUG)
+    try:
+        ok = deploy(settings, DeployConfig.from_env(), run=args.run, dry_run=args.dry_run)
+    except (DeployError, ValueError) as exc:
+        print(f"Deploy failed: {exc}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1
 
 
 def _notebooks(args) -> int:
