@@ -16,7 +16,8 @@ from . import jvm, services
 from .settings import Settings
 
 # Distribution name -> pinned version, read from the installed package metadata of this project.
-PACKAGES = ("pyspark", "delta-spark", "kafka-python", "boto3", "pandas", "papermill", "nbval", "matplotlib")
+PACKAGES = ("pyspark", "delta-spark", "kafka-python", "boto3", "pandas", "papermill", "nbval", "matplotlib",
+            "unitycatalog-client")
 
 
 @dataclass(frozen=True)
@@ -111,17 +112,35 @@ def check_catalog(settings: Settings) -> Check:
     if settings.catalog_impl == "hive":
         return Check(name, True, "Spark metastore on the embedded Derby server")
     if settings.catalog_impl == "unity":
-        from . import unity
-
-        try:
-            return Check(name, True, unity.describe_catalog(settings))
-        except unity.UnityCatalogError as exc:
-            return Check(name, False, str(exc), "start the Unity Catalog server and check UC_URL / UC_TOKEN")
+        return check_unity(settings, name)
     ok = bool(settings.databricks_host and settings.databricks_token)
     return Check(
         name, ok, "workspace credentials set" if ok else "DATABRICKS_HOST / DATABRICKS_TOKEN not set",
         "export DATABRICKS_HOST and DATABRICKS_TOKEN (or put them in .env); never pass them as parameters",
     )
+
+
+# Unity Catalog answer -> what to do about it.
+_UNITY_FIXES = {
+    None: "start the Unity Catalog server (docker compose ... up -d unitycatalog) or fix UC_URL",
+    401: "set UC_TOKEN to a token this server accepts (environment or .env)",
+    403: "the UC_TOKEN user lacks privileges on this server: ask its admin, or use another token",
+}
+
+
+def check_unity(settings: Settings, name: str) -> Check:
+    """The Unity Catalog server answers (with this token) and holds the workbook's catalog."""
+    from . import unity
+
+    try:
+        info = unity.get_catalog(settings)
+    except unity.UnityCatalogError as exc:
+        if exc.status == 404:
+            return Check(name, False, f"server up at {settings.uc_url}, no catalog '{settings.catalog}'",
+                         "create it: docker compose ... up uc-init, or lakehouse_helpers.unity.ensure_catalog(settings)")
+        fix = _UNITY_FIXES.get(exc.status, f"the server at UC_URL answered HTTP {exc.status}: check its log")
+        return Check(name, False, str(exc), fix)
+    return Check(name, True, f"server up at {settings.uc_url}, catalog '{info.get('name')}' present")
 
 
 def run_checks(settings: Settings) -> list[Check]:

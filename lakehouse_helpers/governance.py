@@ -7,6 +7,10 @@ CHECK constraints. `apply(spark, settings, spec)` turns the spec into SQL:
 - `databricks` (Unity Catalog): the native statements: COMMENT ON, SET TAGS, SET OWNER, GRANT,
   masking and row filter functions bound with SET MASK / SET ROW FILTER. Unity Catalog
   enforces all of them.
+- `unity` (an open-source Unity Catalog server at UC_URL): through its REST API, the table's
+  comment, column comments and properties (tags and owner, named as in `local`), and the grants,
+  which that server stores and returns. Its API has no masks, row filters or constraints: they
+  are reported as not applied.
 - `local` (Spark's metastore, open-source Spark and Delta): what they can enforce, for real:
   comments, tags as table properties, CHECK constraints, and a governed view per table whose
   masks and row filter are persistent SQL functions deciding on `current_user()`. Grants
@@ -19,12 +23,15 @@ checked here (there is no workspace on this machine).
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
 
 from .settings import Settings
 
 GOVERNANCE_SCHEMA = "governance"
-BACKENDS = ("local", "databricks")
+BACKENDS = ("local", "databricks", "unity")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,14 @@ def databricks_statements(settings: Settings, spec: list[TableGovernance]) -> li
     return out
 
 
+def _properties(t: TableGovernance) -> dict[str, str]:
+    """Tags and owner as table properties, where a catalog has no tags or cannot set an owner."""
+    props = {f"tag.{k}": v for k, v in t.tags.items()}
+    props.update({f"tag.{c}.{k}": v for c, tags in t.column_tags.items() for k, v in tags.items()})
+    props["governance.owner"] = t.owner
+    return props
+
+
 def governed_view(settings: Settings, t: TableGovernance) -> str:
     return settings.table(t.schema, f"{t.name}_governed")
 
@@ -122,10 +137,7 @@ def local_statements(settings: Settings, spec: list[TableGovernance], columns: d
         table = t.table(settings)
         out.append(f"COMMENT ON TABLE {table} IS {_q(t.description)}")
         out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {_q(d)}" for c, d in t.columns.items()]
-        props = {f"tag.{k}": v for k, v in t.tags.items()}
-        props.update({f"tag.{c}.{k}": v for c, tags in t.column_tags.items() for k, v in tags.items()})
-        props["governance.owner"] = t.owner
-        out.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({_tags(props)})")
+        out.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({_tags(_properties(t))})")
         out += [f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({p})"
                 for n, p in t.constraints.items() if n.lower() not in existing_constraints.get(table, set())]
         if not (t.masks or t.row_filter):
@@ -168,9 +180,11 @@ def _record_grants(spark, settings: Settings, spec: list[TableGovernance]) -> No
 
 def apply(spark, settings: Settings, spec: list[TableGovernance], backend: str | None = None) -> list[str]:
     """Apply `spec` on `backend` (default: from the settings) and return the statements run."""
-    backend = backend or ("databricks" if settings.catalog_impl == "databricks" else "local")
+    backend = backend or {"databricks": "databricks", "unity": "unity"}.get(settings.catalog_impl, "local")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "unity":
+        return apply_unity(settings, spec)
     if backend == "databricks":
         statements = databricks_statements(settings, spec)
     else:
@@ -188,6 +202,59 @@ def apply(spark, settings: Settings, spec: list[TableGovernance], backend: str |
     if backend == "local":
         _record_grants(spark, settings, spec)
     return statements
+
+
+class UnknownColumns(ValueError):
+    """The spec describes columns the table does not have."""
+
+    def __init__(self, table: str, columns: list[str]):
+        super().__init__(f"{table} has no column(s) {', '.join(columns)}")
+        self.table, self.columns = table, columns
+
+
+def unity_registration(settings: Settings, t: TableGovernance, current: dict) -> dict:
+    """The table's registration (`current`, as the Unity Catalog API returns it) with the spec's
+    comment, column comments and properties; everything else kept as registered."""
+    names = [c["name"] for c in current.get("columns") or []]
+    missing = sorted(set(t.columns) - set(names))
+    if missing:
+        raise UnknownColumns(t.table(settings), missing)
+    columns = [{**c, "comment": t.columns[c["name"]]} if c["name"] in t.columns else c for c in current["columns"]]
+    return {**current, "comment": t.description, "columns": columns,
+            "properties": {**(current.get("properties") or {}), **_properties(t)}}
+
+
+def unity_not_applied(t: TableGovernance) -> list[str]:
+    """What the open-source Unity Catalog API has no endpoint for (Databricks enforces them)."""
+    return ([f"mask {c}" for c in t.masks] + ([f"row filter {t.row_filter.column}"] if t.row_filter else [])
+            + [f"constraint {n}" for n in t.constraints])
+
+
+def apply_unity(settings: Settings, spec: list[TableGovernance]) -> list[str]:
+    """Apply `spec` through the Unity Catalog REST API; returns the changing requests sent. Only
+    what differs is sent: a second apply sends nothing."""
+    from . import unity
+
+    sent = []
+    for t in spec:
+        table = t.table(settings)
+        current = unity.get_table(settings, table)
+        wanted = unity_registration(settings, t, current)
+        if wanted != current:
+            unity.reregister_table(settings, current, wanted)
+            summary = {"comment": wanted["comment"], "properties": wanted["properties"],
+                       "column_comments": {c: d for c, d in t.columns.items()}}
+            sent += [f"DELETE {unity.API}/tables/{table}", f"POST {unity.API}/tables {json.dumps(summary)}"]
+        have = unity.get_grants(settings, table)
+        missing = {p: tuple(x for x in privs if x not in have.get(p, set())) for p, privs in t.grants.items()}
+        missing = {p: privs for p, privs in missing.items() if privs}
+        if missing:
+            body = unity.add_grants(settings, table, missing)
+            sent.append(f"PATCH {unity.API}/permissions/table/{table} {json.dumps(body)}")
+        skipped = unity_not_applied(t)
+        if skipped:
+            log.warning("%s: not applied on Unity Catalog (no REST API for them): %s", table, ", ".join(skipped))
+    return sent
 
 
 class QueryAsError(RuntimeError):
