@@ -149,7 +149,7 @@ def _failed_cell(nb_path: Path) -> str:
             if out.get("output_type") == "error":
                 code = [line for line in "".join(cell.get("source", "")).splitlines() if line.strip() and not line.startswith("#")]
                 # A Spark error's message ends with the JVM's stack trace: the terminal gets the message.
-                message = str(out.get("evalue", "")).split("JVM stacktrace:")[0].strip()
+                message = re.split(r"JVM stacktrace:|Driver stacktrace:", str(out.get("evalue", "")))[0].strip()
                 return f"cell {index}: {code[0] if code else ''!r}: {out.get('ename')}: {message}"
     return ""
 

@@ -54,6 +54,9 @@ def spark_conf(
         # Small tables: Delta's default 50 partitions to rebuild a snapshot are 50 tiny tasks.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+        # Joins broadcast only small tables. Silver's event ids (a million rows) look small
+        # from its compressed files, so MERGE would broadcast them and fail for want of heap.
+        "spark.sql.autoBroadcastJoinThreshold": str(1024 * 1024),
         # VACUUM lists a table's folder with this many tasks (default 10,000: 45 s for one table).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark_shuffle_partitions),
         # Quiet start-up: the log level applies before the session exists.
