@@ -1,9 +1,10 @@
 """One frozen settings object for the whole workbook.
 
-Precedence, lowest first: defaults < `.env` file < process environment < explicit overrides
-(notebook parameters). Secrets come only from the environment (or the ignored state folder for
-the keys the embedded S3 server generates); they are `Secret` values whose repr is masked and
-cannot be passed as overrides, so they never end up in a papermill parameter cell.
+Precedence, lowest first: defaults < `.env` file < process environment < a Databricks job's
+parameters (widgets, databricks profile only) < explicit overrides (notebook parameters). Secrets
+come only from the environment (or the ignored state folder for the keys the embedded S3 server
+generates); they are `Secret` values whose repr is masked and cannot be passed as overrides, so
+they never end up in a papermill parameter cell.
 """
 
 from __future__ import annotations
@@ -294,10 +295,15 @@ def load_settings(
     base: Settings | None = None,
     env: Mapping[str, str] | None = None,
     dotenv: Path | None = None,
+    widgets: Any = None,
     **overrides: Any,
 ) -> Settings:
-    """Build the settings: defaults < `.env` < environment < `overrides`.
+    """Build the settings: defaults < `.env` < environment < job widgets < `overrides`.
 
+    Job widgets count in the databricks profile only: the job's settings parameters
+    (`jobparams.SETTING_PARAMETERS`: landing_bucket, aws_region, catalog, schema_prefix) read from
+    `widgets` (a `dbutils.widgets`; by default the running notebook's), so a run's parameters beat
+    the environment its cluster was created with. A widget that is not defined changes nothing.
     `overrides` are for notebook parameters and tests; secrets are refused there.
     """
     secret_names = set(SECRET_ENV_VARS)
@@ -324,6 +330,7 @@ def load_settings(
     for name, var in ENV_VARS.items():
         if source.get(var, "") != "":
             values[name] = _coerce(name, source[var])
+    values.update(_job_settings(overrides.get("profile") or values.get("profile", Settings.profile), widgets))
     values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
 
     profile = values.get("profile", Settings.profile)
@@ -337,6 +344,16 @@ def load_settings(
         values[name] = Secret(source.get(var, ""))
     values["state_dir"] = Path(state_dir)
     return Settings(**_with_local_keys(values))
+
+
+def _job_settings(profile: str, widgets: Any) -> dict[str, Any]:
+    """The settings a Databricks job's parameters set, in the databricks profile only."""
+    if profile != "databricks":
+        return {}
+    from .jobparams import runtime_widgets, setting_widgets
+
+    found = setting_widgets(widgets if widgets is not None else runtime_widgets())
+    return {name: _coerce(name, value) for name, value in found.items()}
 
 
 def local_connect_token(state_dir: Path, create: bool = False) -> str | None:

@@ -13,16 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jobparams import SETTING_PARAMETERS
 from ..nbparams import NOTEBOOKS_DIR, notebook_parameters
 from ..settings import Settings
 
 # The cloud half of the hybrid run: 01-04 (Kafka, local Delta, export) stay on the laptop.
 JOB_NOTEBOOKS = ("00_infra_check", "05_auto_loader_bronze", "06_medallion_silver_gold", "07_governance_time_travel")
 JOB_CLUSTER_KEY = "workbook"
-# Job parameter -> (setting, the environment variable load_settings() reads it from).
-SETTING_PARAMETERS = {"landing_bucket": ("s3_bucket", "S3_BUCKET"), "aws_region": ("s3_region", "AWS_REGION"),
-                      "catalog": ("catalog", "LAKEHOUSE_CATALOG"),
-                      "schema_prefix": ("schema_prefix", "LAKEHOUSE_SCHEMA_PREFIX")}
+# Job parameters for settings (SETTING_PARAMETERS) live with the code that reads them: jobparams.
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,8 @@ def job_parameters(settings: Settings, notebooks_dir: Path = NOTEBOOKS_DIR) -> l
 
 
 def _cluster(cfg: DeployConfig, settings: Settings) -> dict:
-    # The notebooks call load_settings(): the profile and the landing zone reach them as environment.
+    # The notebooks call load_settings(): the profile and the landing zone reach them as environment,
+    # and a run's own job parameters (widgets) take precedence over it there.
     env = {"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_CATALOG_IMPL": "databricks",
            **{var: str(getattr(settings, attr)) for attr, var in SETTING_PARAMETERS.values()},
            "LAKEHOUSE_DATA_DIR": cfg.data_dir}  # empty: load_settings() keeps its default
