@@ -16,28 +16,17 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from standin_http import Recorded, StandInServer, send_json
 
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict
-    body: bytes
-    authorization: str
-
-    def json(self) -> dict:
-        return json.loads(self.body or b"{}")
 
 
 def _norm(path: str) -> str:
@@ -63,24 +52,11 @@ class Workspace:
         return self.next_id
 
 
-class DatabricksStandIn:
+class DatabricksStandIn(StandInServer):
     """Start with `with DatabricksStandIn(token) as ws:`; `ws.url` is the host to give the SDK."""
 
     def __init__(self, token: str):
-        self.token = token
-        self.state = Workspace()
-        self.requests: list[Recorded] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> DatabricksStandIn:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(token, Workspace(), _handler(self))
 
     def api_calls(self) -> list[tuple[str, str]]:
         """(method, path) of every API request, the SDK's host-metadata probe left out."""
@@ -229,19 +205,14 @@ def _handler(standin: DatabricksStandIn):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             auth = self.headers.get("Authorization", "")
             with standin._lock:
-                standin.requests.append(Recorded(self.command, url.path, parse_qs(url.query), body, auth))
+                standin.requests.append(Recorded(self.command, url.path, body, auth, parse_qs(url.query)))
                 try:
                     if url.path.startswith("/api/") and auth != f"Bearer {standin.token}":
                         raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
                     status, answer = 200, standin.handle(self.command, url.path, parse_qs(url.query), body)
                 except ApiError as exc:
                     status, answer = exc.status, {"error_code": exc.code, "message": exc.message}
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, answer)
 
         do_GET = do_POST = do_PUT = _serve  # noqa: N815 - http.server's names
 

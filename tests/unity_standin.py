@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from standin_http import Recorded, StandInServer, send_json
 
 API = "/api/2.1/unity-catalog"
 # The server's Privilege enum (unitycatalog api/all.yaml).
@@ -29,17 +30,6 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str  # below /api/2.1/unity-catalog, unquoted
-    body: bytes
-    authorization: str
-
-    def json(self) -> dict:
-        return json.loads(self.body or b"{}")
 
 
 @dataclass
@@ -59,25 +49,12 @@ class Catalog:
         return self.tables[full_name]
 
 
-class UnityCatalogStandIn:
+class UnityCatalogStandIn(StandInServer):
     """`with UnityCatalogStandIn(token) as uc:`; `uc.url` is the UC_URL to give the workbook.
     An empty token: the server accepts every request, as the dev server in docker compose."""
 
     def __init__(self, token: str = ""):
-        self.token = token
-        self.state = Catalog()
-        self.requests: list[Recorded] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> UnityCatalogStandIn:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(token, Catalog(), _handler(self))
 
     def changes(self) -> list[Recorded]:
         return [r for r in self.requests if r.method != "GET"]
@@ -197,12 +174,7 @@ def _handler(standin: UnityCatalogStandIn):
                 status, answer = standin.route(self.command, path.removeprefix(API), json.loads(body or b"{}"))
             except ApiError as exc:
                 status, answer = exc.status, {"error_code": exc.code, "message": exc.message}
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, answer)
 
         do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
