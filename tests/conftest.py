@@ -12,6 +12,7 @@ import pytest
 
 from lakehouse_helpers import services
 from lakehouse_helpers.settings import load_settings
+from tests.faults_table import PLUGIN_NAME, FaultsTable, observed_recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 # A second checkout's suite (or one run beside CI) needs its own ports and state folder:
@@ -31,6 +32,17 @@ TEST_ENV = {
     "SPARK_UI_PORT": str(14041 + OFFSET),
     "LAKEHOUSE_CATALOG_IMPL": "hive",
 }
+
+
+def pytest_configure(config):
+    # The fault and security suite's table: <state folder>/faults/results.md and results.json.
+    config.pluginmanager.register(FaultsTable(TEST_STATE / "faults"), PLUGIN_NAME)
+
+
+@pytest.fixture
+def observed(request):
+    """`observed("what the test saw")`: goes into the test's row of the faults table."""
+    return observed_recorder(request)
 
 
 def _share_jar_cache() -> None:
