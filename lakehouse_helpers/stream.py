@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 from . import layout, services
 from .events import (
@@ -95,7 +96,13 @@ def classify(kafka_df):
         F.col("e._corrupt_record").alias("_corrupt_record"),
     )
     # PERMISSIVE from_json gives a row of nulls, not null, for broken JSON: detect it explicitly.
-    malformed = F.expr("json_object_keys(payload)").isNull() | F.col("_corrupt_record").isNotNull()
+    # Jackson reads the first value and stops, so `{..}}junk`, two objects in one message (the
+    # second would vanish) and single quotes parse too: a payload is valid only as exactly one
+    # strict JSON value when wrapped in brackets.
+    one_value = F.expr(
+        "coalesce(size(from_json(concat('[', payload, ']'), 'array<string>', map('allowSingleQuotes', 'false'))), 0) = 1"
+    )
+    malformed = F.expr("json_object_keys(payload)").isNull() | F.col("_corrupt_record").isNotNull() | ~one_value
     missing = [F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_FIELDS]
     missing_list = F.concat_ws(",", *missing)  # event_ts also counts when unparseable
     products = F.array(*[F.lit(p) for p in sorted(PRODUCT_IDS)])
@@ -180,6 +187,30 @@ def write_batch(batch_df, batch_id: int, raw_path: str, quarantine_path: str, ap
         classified.unpersist()
 
 
+class CheckpointLost(RuntimeError):
+    """The raw tables hold rows of the topic, but the stream's checkpoint is new."""
+
+
+def require_checkpoint(spark, settings: Settings, topic: str | None = None) -> None:
+    """Exactly once rests on the checkpoint: a new one re-reads the topic from its first offset,
+    with batch ids from 0 again, which Delta skips as already written (same txnAppId), so the
+    messages that arrived since would be marked done and lost. Refuse to start instead."""
+    from pyspark.sql import functions as F
+
+    checkpoint = Path(layout.checkpoint(settings, QUERY_NAME))
+    if any((checkpoint / "offsets").glob("[0-9]*")):
+        return
+    topic = topic or settings.kafka_topic
+    paths = (layout.raw_orders(settings), layout.quarantine(settings))
+    if any(spark.read.format("delta").load(p).where(F.col("kafka_topic") == topic).limit(1).count() for p in paths):
+        raise CheckpointLost(
+            f"The raw tables already hold messages of topic {topic}, but the stream's checkpoint "
+            f"{checkpoint} is new (deleted?). A new checkpoint would read the topic from the start "
+            "and Delta would skip its batches as already written, losing what arrived since. "
+            "Restore the checkpoint, or re-ingest from scratch: remove raw, quarantine and the checkpoint together."
+        )
+
+
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be 'availableNow' or 'live', got {mode!r}")
@@ -254,6 +285,7 @@ def run_stream(
     services.require(settings, "kafka")
     ensure_tables(spark, settings)
     topic = topic or settings.kafka_topic
+    require_checkpoint(spark, settings, topic)
     kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic, max_offsets_per_trigger)).load()
     writer = (
         kafka.writeStream.queryName(QUERY_NAME)
