@@ -153,7 +153,10 @@ def test_secrets_never_reach_executed_notebooks(first_run):
         assert secret not in path.read_text(), path.name
 
 
-def test_second_run_adds_nothing(first_run, spark):
+@pytest.mark.faults(
+    row="11", fault="the whole workbook re-run with the same seed (notebooks 01-07 on the same state)",
+    must_hold="every table's rows unchanged (fingerprints of every workbook table); nothing sent, ingested or exported twice")
+def test_second_run_adds_nothing(first_run, spark, observed):
     """Every notebook re-run on the same state: nothing is sent, ingested or exported twice, and
     every table's rows are unchanged (07 adds history versions, never rows)."""
     settings, env, folder, _, first = first_run
@@ -161,7 +164,10 @@ def test_second_run_adds_nothing(first_run, spark):
     with environ(env):
         _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05", "06", "07"], out_dir=folder / "run2", log=lambda *_: None)
     assert [r.status for r in results] == ["ok"] * 7, [r.error for r in results]
-    assert catalog.fingerprints(spark, settings) == tables_before
+    tables_after = catalog.fingerprints(spark, settings)
+    observed(f"{len(tables_before)} tables, {sum(tables_after.get(t) != v for t, v in tables_before.items())} changed; "
+             f"notebooks {[r.status for r in results].count('ok')} of 7 ok")
+    assert tables_after == tables_before
     assert len(tables_before) == len(catalog.workbook_tables(settings))
     f, before = _figures(results), _figures(first)
     assert f["01"]["skipped"] is True and f["01"]["delivered"] == 0

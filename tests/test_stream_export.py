@@ -214,3 +214,27 @@ def test_produce_reports_every_offset_and_keeps_each_keys_order(stack, unique_na
     [manifest] = load_manifests(s)
     assert (manifest["first_offset"], manifest["last_offset"], manifest["end_offset_total"]) == (0, result.last_offset, sent)
     assert manifest["expected"] == batch.expected and manifest["counts"] == batch.counts
+
+
+def _objects(settings, prefix: str) -> set[tuple[str, int, str]]:
+    """(key, size, ETag) of every object under `prefix`: the ETag is the S3 server's checksum."""
+    pages = storage.s3_client(settings).get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix)
+    return {(o["Key"], o["Size"], o["ETag"]) for page in pages for o in page.get("Contents", [])}
+
+
+@pytest.mark.faults(
+    row="4", fault="the export run three times over the same raw table",
+    must_hold="the landing zone's objects (keys, sizes, checksums) identical after each run; rows exported once")
+def test_three_exports_leave_the_same_objects(spark, export_settings, observed):
+    s = export_settings
+    ensure_tables(spark, s)
+    rows = _append_raw(spark, s, 150, seed=5)
+    runs = []
+    for _ in range(3):
+        exported = export_to_landing(spark, s).rows
+        runs.append((exported, _objects(s, layout.LANDING_PREFIX)))
+    landing = spark.read.parquet(layout.landing_url(s)).count()
+    observed(f"rows exported per run {[r for r, _ in runs]}; {len(runs[0][1])} objects, "
+             f"{'identical' if runs[0][1] == runs[1][1] == runs[2][1] else 'different'} after each run; landing rows {landing}")
+    assert [r for r, _ in runs] == [rows, 0, 0] and landing == rows
+    assert runs[0][1] and runs[0][1] == runs[1][1] == runs[2][1]
