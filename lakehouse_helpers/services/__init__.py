@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from ..settings import Settings
 from . import kafka, metastore, s3, spark_connect
-from ._process import ServiceError, log_tail, pid_alive, port_open, read_pid, spawn, stop, wait_until
+from ._process import ServiceError, pid_alive, port_open, read_pid, spawn, stop, wait_until
 
-__all__ = ["ServiceError", "ServiceStatus", "SERVICES", "up", "down", "status", "check", "check_all"]
+__all__ = ["ServiceError", "ServiceStatus", "SERVICES", "up", "down", "status", "check"]
 
 # Start order: the metastore is the quickest, Kafka the slowest; all three start in parallel
 # anyway, so order only matters for the printed lines.
@@ -54,10 +54,6 @@ def _marker(settings: Settings, name: str) -> str:
 def check(settings: Settings, name: str) -> str:
     """Probe one service; return a one-line description or raise ServiceError with the fix."""
     return SERVICES[name].check(settings)
-
-
-def check_all(settings: Settings) -> dict[str, str]:
-    return {name: check(settings, name) for name in SERVICES}
 
 
 def _names(names) -> list[str]:
@@ -176,6 +172,3 @@ def require(settings: Settings, *names: str) -> None:
     if problems:
         raise ServiceError("\n".join(problems))
 
-
-def last_log_lines(settings: Settings, name: str, lines: int = 25) -> str:
-    return log_tail(_paths(settings, name)[1], lines)
