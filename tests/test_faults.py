@@ -18,6 +18,9 @@ from lakehouse_helpers import layout, medallion, services
 from lakehouse_helpers.events import MALFORMED_JSON, generate
 from lakehouse_helpers.stream import run_stream, table_counts
 
+# Every row runs against the real services and a Spark session.
+pytestmark = [pytest.mark.services, pytest.mark.spark]
+
 CLEAN = {"malformed_rate": 0, "invalid_rate": 0, "duplicate_rate": 0}
 
 
@@ -77,8 +80,6 @@ def _delete_last_commit(settings) -> int:
     return last
 
 
-@pytest.mark.services
-@pytest.mark.spark
 @pytest.mark.faults(
     row="5", fault="the stream's last checkpoint commit deleted (commits/<n>), then the stream re-run",
     must_hold="batch n runs again, nothing written twice: raw and quarantine rows == distinct offsets, "
@@ -110,8 +111,6 @@ def test_a_deleted_checkpoint_commit_replays_its_batch_without_duplicates(spark,
     assert raw == first.expected["raw"] + second.expected["raw"]
 
 
-@pytest.mark.services
-@pytest.mark.spark
 @pytest.mark.faults(
     row="5b", fault="the stream's whole checkpoint deleted (tables kept), new messages meanwhile, then re-run",
     must_hold="the re-run is refused, naming the checkpoint and the fix; nothing is written or marked done")
@@ -154,8 +153,6 @@ def _malformed(valid: bytes, i: int) -> tuple[str, bytes]:
     return kinds[i % len(kinds)]
 
 
-@pytest.mark.services
-@pytest.mark.spark
 @pytest.mark.faults(
     row="8", fault="malformed JSON at 50% of a topic's messages (raw bytes sent with kafka-python: "
                    "truncated, text, empty, binary, single quotes, trailing garbage, two objects in one)",
@@ -184,8 +181,6 @@ def test_malformed_json_at_half_the_stream_is_quarantined_exactly(spark, lake, o
     assert counts["raw"] == len(valid) and raw_ids == {json.loads(v)["event_id"] for v in valid}
 
 
-@pytest.mark.services
-@pytest.mark.spark
 @pytest.mark.faults(
     row="9", fault="a type change mid-stream: from the middle on, every other event's quantity is a string "
                    "(\"three\", \"3\")",
@@ -240,8 +235,6 @@ def silver_tables(spark, stack, tmp_path):
         spark.sql(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
 
 
-@pytest.mark.services
-@pytest.mark.spark
 @pytest.mark.faults(
     row="6", fault="a silver micro-batch replayed: notebook 06's upsert_to_silver called again with the "
                    "stream's batch and batch id",
@@ -307,8 +300,6 @@ def _catalog_writes_until_clean(spark, clean_rounds: int = 3, max_rounds: int = 
     return rounds, errors
 
 
-@pytest.mark.services
-@pytest.mark.spark
 @pytest.mark.restarts_services
 @pytest.mark.faults(
     row="10", fault="the metastore (Derby) stopped while a notebook session is open",
