@@ -54,18 +54,39 @@ def _tags(properties: dict[str, str]) -> tuple[dict[str, str], dict[str, dict[st
     return table_tags, column_tags
 
 
-def describe(spark, table: str) -> dict:
-    """One table's governance and physical facts: comment, tags, owner, PII, rows, files, size, last write."""
+def _unity_catalog_tags(spark, table: str) -> tuple[dict, dict, str]:
+    """Table tags, column tags and owner from Unity Catalog's information schema (Databricks)."""
+    from .governance import quote
+
+    catalog, schema, name = table.split(".")
+    where = f"schema_name = {quote(schema)} AND table_name = {quote(name)}"
+    info = f"{catalog}.information_schema"
+    table_tags = {r[0]: r[1] for r in spark.sql(f"SELECT tag_name, tag_value FROM {info}.table_tags WHERE {where}").collect()}
+    column_tags: dict[str, dict[str, str]] = {}
+    for r in spark.sql(f"SELECT column_name, tag_name, tag_value FROM {info}.column_tags WHERE {where}").collect():
+        column_tags.setdefault(r[0], {})[r[1]] = r[2]
+    owner = spark.sql(f"SELECT table_owner FROM {info}.tables "
+                      f"WHERE table_schema = {quote(schema)} AND table_name = {quote(name)}").first()
+    return table_tags, column_tags, owner[0] if owner else ""
+
+
+def describe(spark, table: str, backend: str = "local") -> dict:
+    """One table's governance and physical facts: comment, tags, owner, PII, rows, files, size,
+    last write. Tags and owner are where `backend` keeps them: Unity Catalog's own on
+    Databricks, table properties elsewhere."""
     detail = spark.sql(f"DESCRIBE DETAIL {table}").first()
     properties = dict(detail["properties"] or {})
     properties.update({r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()})
-    table_tags, column_tags = _tags(properties)
+    if backend == "databricks":
+        table_tags, column_tags, owner = _unity_catalog_tags(spark, table)
+    else:
+        (table_tags, column_tags), owner = _tags(properties), properties.get("governance.owner", "")
     last = spark.sql(f"DESCRIBE HISTORY {table} LIMIT 1").first()
     return {
         "table": table,
         "comment": detail["description"] or properties.get("comment", ""),
         "tags": ", ".join(f"{k}={v}" for k, v in sorted(table_tags.items())),
-        "owner": properties.get("governance.owner", ""),
+        "owner": owner,
         "pii_columns": ", ".join(sorted(c for c, tags in column_tags.items() if "pii" in tags)),
         "rows": spark.table(table).count(),
         "files": detail["numFiles"],
@@ -79,8 +100,10 @@ def report(spark, settings: Settings, tables: dict[str, str] | None = None):
     """A pandas table of every workbook table that exists in the catalog, in flow order."""
     import pandas as pd
 
-    tables = tables or workbook_tables(settings)
-    rows = [{"layer": layer, **describe(spark, t)} for t, layer in tables.items() if spark.catalog.tableExists(t)]
+    from .governance import backend_of
+
+    tables, backend = tables or workbook_tables(settings), backend_of(settings)
+    rows = [{"layer": layer, **describe(spark, t, backend)} for t, layer in tables.items() if spark.catalog.tableExists(t)]
     return pd.DataFrame(rows)
 
 
@@ -90,5 +113,11 @@ def fingerprint(spark, table: str) -> tuple[int, str]:
     return row["n"], str(row["h"])
 
 
+def present(spark, settings: Settings) -> list[str]:
+    """The workbook's tables that exist in this catalog, in flow order (on Databricks the raw
+    tables stay on the laptop)."""
+    return [t for t in workbook_tables(settings) if spark.catalog.tableExists(t)]
+
+
 def fingerprints(spark, settings: Settings) -> dict[str, tuple[int, str]]:
-    return {t: fingerprint(spark, t) for t in workbook_tables(settings) if spark.catalog.tableExists(t)}
+    return {t: fingerprint(spark, t) for t in present(spark, settings)}

@@ -59,26 +59,26 @@ class TableGovernance:
         return settings.table(self.schema, self.name)
 
 
-def _q(text: str) -> str:
+def quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _tags(tags: dict[str, str]) -> str:
-    return ", ".join(f"{_q(k)} = {_q(v)}" for k, v in sorted(tags.items()))
+    return ", ".join(f"{quote(k)} = {quote(v)}" for k, v in sorted(tags.items()))
 
 
 def function_name(settings: Settings, kind: str, t: TableGovernance, column: str) -> str:
     return f"{settings.schema(GOVERNANCE_SCHEMA)}.{kind}_{t.schema}_{t.name}_{column}"
 
 
-def _mask_body(column: str, visible: str) -> str:
+def mask_body(column: str, visible: str) -> str:
     # Keeps the domain of an email, hides the rest: enough to debug, not to contact anyone.
     return (f"CASE WHEN {visible} THEN {column} "
             f"ELSE concat('***', substring({column}, instr({column}, '@'))) END")
 
 
-def _filter_body(f: RowFilter, privileged: str) -> str:
-    allowed = ", ".join(_q(v) for v in f.allowed)
+def filter_body(f: RowFilter, privileged: str) -> str:
+    allowed = ", ".join(quote(v) for v in f.allowed)
     return f"{privileged} OR {f.column} IN ({allowed})"
 
 
@@ -87,8 +87,8 @@ def databricks_statements(settings: Settings, spec: list[TableGovernance]) -> li
     out = [f"CREATE SCHEMA IF NOT EXISTS {settings.schema(GOVERNANCE_SCHEMA)}"]
     for t in spec:
         table = t.table(settings)
-        out.append(f"COMMENT ON TABLE {table} IS {_q(t.description)}")
-        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {_q(d)}" for c, d in t.columns.items()]
+        out.append(f"COMMENT ON TABLE {table} IS {quote(t.description)}")
+        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {quote(d)}" for c, d in t.columns.items()]
         if t.tags:
             out.append(f"ALTER TABLE {table} SET TAGS ({_tags(t.tags)})")
         out += [f"ALTER TABLE {table} ALTER COLUMN {c} SET TAGS ({_tags(tags)})" for c, tags in t.column_tags.items()]
@@ -96,13 +96,13 @@ def databricks_statements(settings: Settings, spec: list[TableGovernance]) -> li
         for column, group in t.masks.items():
             fn = function_name(settings, "mask", t, column)
             out.append(f"CREATE OR REPLACE FUNCTION {fn}({column} STRING) RETURNS STRING "
-                       f"RETURN {_mask_body(column, f'is_account_group_member({_q(group)})')}")
+                       f"RETURN {mask_body(column, f'is_account_group_member({quote(group)})')}")
             out.append(f"ALTER TABLE {table} ALTER COLUMN {column} SET MASK {fn}")
         if t.row_filter:
             f = t.row_filter
             fn = function_name(settings, "filter", t, f.column)
             out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
-                       f"RETURN {_filter_body(f, f'is_account_group_member({_q(f.privileged)})')}")
+                       f"RETURN {filter_body(f, f'is_account_group_member({quote(f.privileged)})')}")
             out.append(f"ALTER TABLE {table} SET ROW FILTER {fn} ON ({f.column})")
         out.append(f"ALTER TABLE {table} SET OWNER TO `{t.owner}`")
         for principal, privileges in t.grants.items():
@@ -123,7 +123,7 @@ def governed_view(settings: Settings, t: TableGovernance) -> str:
 
 
 def _is(principals: list[str]) -> str:
-    return f"current_user() IN ({', '.join(_q(p) for p in principals)})"
+    return f"current_user() IN ({', '.join(quote(p) for p in principals)})"
 
 
 def local_statements(settings: Settings, spec: list[TableGovernance], columns: dict[str, list[str]],
@@ -135,8 +135,8 @@ def local_statements(settings: Settings, spec: list[TableGovernance], columns: d
     out = [f"CREATE SCHEMA IF NOT EXISTS {settings.schema(GOVERNANCE_SCHEMA)}"]
     for t in spec:
         table = t.table(settings)
-        out.append(f"COMMENT ON TABLE {table} IS {_q(t.description)}")
-        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {_q(d)}" for c, d in t.columns.items()]
+        out.append(f"COMMENT ON TABLE {table} IS {quote(t.description)}")
+        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {quote(d)}" for c, d in t.columns.items()]
         out.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({_tags(_properties(t))})")
         out += [f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({p})"
                 for n, p in t.constraints.items() if n.lower() not in existing_constraints.get(table, set())]
@@ -147,7 +147,7 @@ def local_statements(settings: Settings, spec: list[TableGovernance], columns: d
             if c in t.masks:
                 fn = function_name(settings, "mask", t, c)
                 out.append(f"CREATE OR REPLACE FUNCTION {fn}({c} STRING) RETURNS STRING "
-                           f"RETURN {_mask_body(c, _is([*privileged, t.masks[c]]))}")
+                           f"RETURN {mask_body(c, _is([*privileged, t.masks[c]]))}")
                 select.append(f"{fn}({c}) AS {c}")
             else:
                 select.append(c)
@@ -156,7 +156,7 @@ def local_statements(settings: Settings, spec: list[TableGovernance], columns: d
             f = t.row_filter
             fn = function_name(settings, "filter", t, f.column)
             out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
-                       f"RETURN {_filter_body(f, _is([*privileged, f.privileged]))}")
+                       f"RETURN {filter_body(f, _is([*privileged, f.privileged]))}")
             where = f" WHERE {fn}({f.column})"
         out.append(f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} FROM {table}{where}")
     return out
@@ -178,11 +178,17 @@ def _record_grants(spark, settings: Settings, spec: list[TableGovernance]) -> No
     df.write.format("delta").mode("overwrite").saveAsTable(target)
 
 
-def apply(spark, settings: Settings, spec: list[TableGovernance], backend: str | None = None) -> list[str]:
-    """Apply `spec` on `backend` (default: from the settings) and return the statements run."""
+def backend_of(settings: Settings, backend: str | None = None) -> str:
+    """The governance backend: `backend` if given (checked), else the one the catalog decides."""
     backend = backend or {"databricks": "databricks", "unity": "unity"}.get(settings.catalog_impl, "local")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def apply(spark, settings: Settings, spec: list[TableGovernance], backend: str | None = None) -> list[str]:
+    """Apply `spec` on `backend` (default: from the settings) and return the statements run."""
+    backend = backend_of(settings, backend)
     if backend == "unity":
         return apply_unity(settings, spec)
     if backend == "databricks":
@@ -255,51 +261,3 @@ def apply_unity(settings: Settings, spec: list[TableGovernance]) -> list[str]:
         if skipped:
             log.warning("%s: not applied on Unity Catalog (no REST API for them): %s", table, ", ".join(skipped))
     return sent
-
-
-class QueryAsError(RuntimeError):
-    """The query run as another principal failed; the message carries the child's last lines."""
-
-
-_QUERY_AS = """
-import json, sys
-from lakehouse_helpers import get_spark, load_settings
-spark = get_spark(load_settings())
-out = [[r.asDict() for r in spark.sql(q).collect()] for q in json.loads(sys.argv[1])]
-print(json.dumps(out, default=str))
-"""
-
-
-def query_as(settings: Settings, user: str, queries: list[str], timeout_s: float = 300) -> list[list[dict]]:
-    """Run `queries` in a separate Spark process whose `current_user()` is `user`: how a second,
-    non-privileged person sees the governed views. Settings pass through the environment."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from .settings import ENV_VARS
-
-    if settings.profile == "databricks":
-        raise QueryAsError("Unity Catalog decides on the signed-in user: run the query in a session "
-                           f"of {user!r} (or a job run as that user) to see what {user!r} sees.")
-    # A Spark Connect client marks its environment; the child is an in-process Spark.
-    drop = {"SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_CONNECT_AUTHENTICATE_TOKEN"}
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    for name, var in ENV_VARS.items():
-        if name == "spark_remote":
-            continue
-        value = getattr(settings, name)
-        if value is not None and value != "":
-            env[var] = str(value).lower() if isinstance(value, bool) else str(value)
-    # Spark takes the user from SPARK_USER, fixed per Spark process: a Spark Connect server answers
-    # current_user() with its own user whatever the client's user_id, so this is an in-process
-    # Spark. Its queries are not the pipeline's lineage.
-    env.update({"SPARK_USER": user, "HADOOP_USER_NAME": user, ENV_VARS["lineage"]: "false",
-                ENV_VARS["spark_mode"]: "classic"})
-    out = subprocess.run([sys.executable, "-c", _QUERY_AS, json.dumps(queries)], env=env,
-                         capture_output=True, text=True, timeout=timeout_s)
-    if out.returncode != 0:
-        raise QueryAsError(f"query as {user!r} failed: " + "\n".join(out.stderr.strip().splitlines()[-5:]))
-    return json.loads(out.stdout.strip().splitlines()[-1])
-

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from lakehouse_helpers import governance
+from lakehouse_helpers import access, governance
 from lakehouse_helpers.governance import RowFilter, TableGovernance
 
 SPEC = [
@@ -106,7 +106,7 @@ def test_local_backend_comments_tags_constraints_and_grants_read_back(spark, gov
 
 
 def _query_as(user: str, settings, sql: str, test_env: dict) -> list[dict]:
-    (rows,) = governance.query_as(settings, user, [f"{sql} ORDER BY id"])
+    (rows,) = access.query_as(settings, user, [f"{sql} ORDER BY id"])
     return rows
 
 

@@ -1,0 +1,140 @@
+"""Governance observed on every backend: who sees what and which grants the catalog holds.
+
+The local backend runs for real (Spark's metastore, a second Spark process as another user).
+Databricks cannot run here: its `SHOW GRANTS` and information-schema answers come from a
+canned-answer STAND-IN session, while the computed outsider row runs its SQL on real Spark.
+The `unity` backend reads grants from the Unity Catalog REST stand-in (tests/unity_standin.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from lakehouse_helpers import access, catalog, governance
+from lakehouse_helpers.settings import load_settings
+from tests.test_governance import SPEC
+
+WHO = """SELECT current_user() AS principal, count(*) AS rows,
+                array_join(array_sort(collect_set(country)), ', ') AS countries, min(email) AS an_email
+         FROM {source}"""
+
+
+class CannedSession:
+    """STAND-IN for a Databricks session: answers each SQL statement from `answers` (matched by
+    prefix) with tuples as its rows, and records what it was asked."""
+
+    def __init__(self, answers: dict[str, list[tuple]]):
+        self.answers, self.asked = answers, []
+
+    def sql(self, statement: str):
+        self.asked.append(statement)
+        rows = next(rows for prefix, rows in self.answers.items() if statement.startswith(prefix))
+        return _Rows(rows)
+
+
+class _Rows:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def collect(self):
+        return self.rows
+
+    def first(self):
+        return self.rows[0] if self.rows else None
+
+
+@pytest.fixture
+def databricks():
+    return load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_CATALOG": "lakehouse"}, dotenv=None)
+
+
+@pytest.fixture
+def governed(spark, stack):
+    settings = stack.replace(schema_prefix=f"a{uuid.uuid4().hex[:8]}_")
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.schema('silver')}")
+    table = SPEC[0].table(settings)
+    spark.sql(f"CREATE TABLE {table} (id INT, email STRING, country STRING) USING DELTA")
+    spark.sql(f"INSERT INTO {table} VALUES (1, 'ana@example.com', 'Ireland'), (2, 'ben@example.org', 'United States')")
+    governance.apply(spark, settings, SPEC)
+    yield settings
+    for schema in ("silver", governance.GOVERNANCE_SCHEMA):
+        spark.sql(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
+
+
+@pytest.mark.spark
+def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):
+    seen = access.seen_by(spark, governed, SPEC[0], "analyst", WHO).set_index("principal")
+    assert access.reader_source(governed, SPEC[0]) == governance.governed_view(governed, SPEC[0])
+    assert seen.loc["analyst"].to_dict() == {"rows": 1, "countries": "Ireland", "an_email": "***@example.com",
+                                             "how": "a second Spark process as 'analyst'"}
+    me = seen.drop(index="analyst").iloc[0]
+    assert (me.rows, me.an_email, me.how) == (2, "ana@example.com", "this session")
+
+
+@pytest.mark.spark
+def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, governed):
+    # Unity Catalog binds the functions to the table: the reader's source is the table itself,
+    # and the other row comes from the spec's own mask and filter (real Spark runs that SQL).
+    assert access.reader_source(governed, SPEC[0], "databricks") == SPEC[0].table(governed)
+    seen = access.seen_by(spark, governed, SPEC[0], "analyst", WHO, backend="databricks").set_index("principal")
+    outsider = seen.loc["analyst"]
+    assert (outsider.rows, outsider.countries, outsider.an_email) == (1, "Ireland", "***@example.com")
+    assert outsider.how.startswith("computed from the spec for a user outside data_stewards, pii_readers")
+    assert seen.drop(index="analyst").iloc[0].rows == 2  # this session reads the table as it is here
+
+
+@pytest.mark.spark
+def test_grants_locally_are_the_declared_ones(spark, governed):
+    held = access.grants(spark, governed, SPEC)
+    assert list(held.columns) == access.GRANT_COLUMNS
+    assert set(zip(held.principal, held.privilege, strict=True)) == {
+        ("analysts", "SELECT"), ("data_engineers", "SELECT"), ("data_engineers", "MODIFY")}
+    assert set(held.enforced_by) == {"Unity Catalog only"}
+
+
+@pytest.mark.unit
+def test_grants_on_databricks_are_show_grants_without_inherited_ones(databricks):
+    table = SPEC[0].table(databricks)
+    session = CannedSession({"SHOW GRANTS ON TABLE": [
+        ("analysts", "SELECT", "TABLE", table), ("data_engineers", "MODIFY", "TABLE", table),
+        ("account users", "USE SCHEMA", "SCHEMA", "lakehouse.silver")]})
+    held = access.grants(session, databricks, SPEC)
+    assert session.asked == [f"SHOW GRANTS ON TABLE {table}"]
+    assert held.values.tolist() == [[table, "analysts", "SELECT", "Unity Catalog"],
+                                    [table, "data_engineers", "MODIFY", "Unity Catalog"]]
+
+
+@pytest.mark.unit
+def test_grants_on_the_unity_path_come_from_its_api(tmp_path):
+    from tests.test_unity import COLUMNS, TABLE, _settings
+    from tests.unity_standin import UnityCatalogStandIn
+
+    with UnityCatalogStandIn(token="t0ken") as uc:
+        uc.state.add_table(TABLE, table_type="EXTERNAL", data_source_format="DELTA", columns=COLUMNS,
+                           storage_location="s3://lakehouse/tables/silver/customers")
+        uc.state.grants[TABLE] = {"analysts": ["SELECT"], "data_engineers": ["MODIFY", "SELECT"]}
+        settings = _settings(uc.url, "t0ken", tmp_path)
+        held = access.grants(None, settings, SPEC)
+    assert held.values.tolist() == [[TABLE, p, priv, "stored by the Unity Catalog server"] for p, priv in
+                                    [("analysts", "SELECT"), ("data_engineers", "MODIFY"), ("data_engineers", "SELECT")]]
+    assert [r.method for r in uc.requests] == ["GET"]
+
+
+@pytest.mark.unit
+def test_catalog_report_on_databricks_reads_unity_catalog_tags_and_owner(databricks):
+    table = "lakehouse.silver.orders"
+    detail = {"description": "Orders", "properties": {}, "numFiles": 3, "sizeInBytes": 2048}
+    session = CannedSession({
+        "DESCRIBE DETAIL": [detail], "SHOW TBLPROPERTIES": [],
+        "SELECT tag_name, tag_value FROM lakehouse.information_schema.table_tags": [("layer", "silver")],
+        "SELECT column_name, tag_name": [("customer_email", "pii", "email")],
+        "SELECT table_owner": [("data_engineers",)],
+        "DESCRIBE HISTORY": [{"version": 7, "operation": "MERGE"}],
+    })
+    session.table = lambda name: type("T", (), {"count": lambda self: 42})()
+    row = catalog.describe(session, table, backend="databricks")
+    assert {k: row[k] for k in ("tags", "owner", "pii_columns", "rows", "version")} == {
+        "tags": "layer=silver", "owner": "data_engineers", "pii_columns": "customer_email", "rows": 42, "version": 7}
+    assert "WHERE schema_name = 'silver' AND table_name = 'orders'" in session.asked[2]
