@@ -13,7 +13,7 @@ parameters (`SETTING_PARAMETERS`: landing bucket, region, catalog, schema prefix
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 SETTING_PARAMETERS = {"landing_bucket": ("s3_bucket", "S3_BUCKET"), "aws_region": ("s3_region", "AWS_REGION"),
                       "catalog": ("catalog", "LAKEHOUSE_CATALOG"),
                       "schema_prefix": ("schema_prefix", "LAKEHOUSE_SCHEMA_PREFIX")}
-# What the runtime raises for a widget nobody defined (a notebook run by hand): a Java
-# InputWidgetNotDefined, seen from Python through py4j, whose message names the widget.
+# What a runtime without widgets.getAll() raises for a widget nobody defined (a notebook run by
+# hand): a Java InputWidgetNotDefined, seen from Python through py4j, whose message names it.
 _UNDEFINED = ("InputWidgetNotDefined", "No input widget named")
 
 
@@ -51,8 +51,20 @@ def runtime_widgets(namespace: Mapping[str, Any] | None = None):
     return getattr(dbutils, "widgets", None)
 
 
-def widget_value(widgets, name: str) -> str | None:
-    """The widget's value, or None when no widget of that name is defined."""
+def widget_reader(widgets) -> Callable[[str], str | None]:
+    """name -> the widget's value, or None when no widget of that name is defined.
+
+    Runtimes with `getAll()` (a map of every defined widget's value) answer from that map. Older
+    ones can only be asked one `get` at a time, and an undefined widget is then told apart from
+    other errors by the runtime's error name or message.
+    """
+    get_all = getattr(widgets, "getAll", None)
+    if callable(get_all):
+        return dict(get_all()).get
+    return lambda name: _get_or_none(widgets, name)
+
+
+def _get_or_none(widgets, name: str) -> str | None:
     try:
         return widgets.get(name)
     except Exception as exc:  # py4j wraps the Java error: its name is only in the text
@@ -96,12 +108,12 @@ def read_job_parameters(settings: Settings, namespace: Mapping[str, Any]) -> dic
     widgets = runtime_widgets(namespace) or runtime_widgets()
     if widgets is None:
         return {}
-    values = {}
+    values, value_of = {}, widget_reader(widgets)
     for name, default in namespace.items():
         # Settings parameters belong to load_settings(); names with _ are IPython's history.
         if name.startswith("_") or name in SETTING_PARAMETERS or type(default) not in (bool, int, float, str):
             continue
-        raw = widget_value(widgets, name)
+        raw = value_of(name)
         if raw is not None:
             values[name] = parse_value(name, raw, default)
     return values
@@ -111,5 +123,6 @@ def setting_widgets(widgets) -> dict[str, str]:
     """The settings the job's parameters set, by setting name (`s3_bucket`, not `landing_bucket`)."""
     if widgets is None:
         return {}
-    found = {attr: widget_value(widgets, name) for name, (attr, _) in SETTING_PARAMETERS.items()}
+    value_of = widget_reader(widgets)
+    found = {attr: value_of(name) for name, (attr, _) in SETTING_PARAMETERS.items()}
     return {attr: value for attr, value in found.items() if value is not None}

@@ -330,6 +330,10 @@ def load_settings(
     for name, var in ENV_VARS.items():
         if source.get(var, "") != "":
             values[name] = _coerce(name, source[var])
+    if "profile" not in values and source.get("DATABRICKS_RUNTIME_VERSION"):
+        # Every Databricks cluster says what it is (a job's, an existing one, serverless), so a
+        # notebook run there needs no LAKEHOUSE_PROFILE from the cluster's configuration.
+        values["profile"] = "databricks"
     values.update(_job_settings(overrides.get("profile") or values.get("profile", Settings.profile), widgets))
     values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
 

@@ -1,8 +1,9 @@
 """A Databricks job's parameters reach the notebooks: as widgets, typed like the defaults.
 
 No Databricks runtime runs here, so `DatabricksRuntimeWidgets` (a stand-in for the runtime's
-`dbutils.widgets`, named as such) holds the values a job run would pass; like the runtime, it
-raises InputWidgetNotDefined for a widget nobody defined.
+`dbutils.widgets`, named as such) holds the values a job run would pass. Like current runtimes
+it answers `getAll()` with every defined widget; `LegacyRuntimeWidgets` has no `getAll()` and,
+like older runtimes, raises InputWidgetNotDefined for a widget nobody defined.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class InputWidgetNotDefined(Exception):
     """Named like the runtime's error for a widget nobody defined."""
 
 
-class DatabricksRuntimeWidgets:
-    """Stand-in for the Databricks runtime's `dbutils.widgets`: string values, by name."""
+class LegacyRuntimeWidgets:
+    """Stand-in for an older runtime's `dbutils.widgets`: string values, asked one by one."""
 
     def __init__(self, values: dict[str, str]):
         self.values = values
@@ -46,8 +47,16 @@ class DatabricksRuntimeWidgets:
         return self.values[name]
 
 
-def stand_in_dbutils(values: dict[str, str]):
-    return types.SimpleNamespace(widgets=DatabricksRuntimeWidgets(values))
+class DatabricksRuntimeWidgets(LegacyRuntimeWidgets):
+    """Stand-in for a current runtime's `dbutils.widgets`: also `getAll()`, every defined widget."""
+
+    def getAll(self) -> dict[str, str]:  # noqa: N802 - the runtime's name
+        self.asked.append("*")
+        return dict(self.values)
+
+
+def stand_in_dbutils(values: dict[str, str], widgets=DatabricksRuntimeWidgets):
+    return types.SimpleNamespace(widgets=widgets(values))
 
 
 @pytest.fixture
@@ -102,10 +111,14 @@ def test_a_value_that_does_not_parse_is_refused_naming_parameter_value_and_type(
     assert "drift_events" in message and repr(raw) in message and expected in message, message
 
 
-def test_a_parameter_without_a_widget_keeps_its_default(databricks):
-    namespace = {"drift_events": 200, "drift_seed": 1042, "dbutils": stand_in_dbutils({"drift_seed": "7"})}
+@pytest.mark.parametrize("widgets", [DatabricksRuntimeWidgets, LegacyRuntimeWidgets])
+def test_a_parameter_without_a_widget_keeps_its_default(databricks, widgets):
+    dbutils = stand_in_dbutils({"drift_seed": "7"}, widgets)
+    namespace = {"drift_events": 200, "drift_seed": 1042, "dbutils": dbutils}
     assert read_job_parameters(databricks, namespace) == {"drift_seed": 7}
-    assert read_job_parameters(databricks, {"drift_events": 200, "dbutils": stand_in_dbutils({})}) == {}
+    # A current runtime is asked once for every widget; only an older one is asked name by name.
+    assert dbutils.widgets.asked == (["*"] if widgets is DatabricksRuntimeWidgets else ["drift_events", "drift_seed"])
+    assert read_job_parameters(databricks, {"drift_events": 200, "dbutils": stand_in_dbutils({}, widgets)}) == {}
     assert read_job_parameters(databricks, {"drift_events": 200}) == {}  # no dbutils at all: a laptop
 
 
@@ -127,16 +140,17 @@ def test_outside_the_databricks_profile_nothing_changes_even_with_a_dbutils(loca
     assert dbutils.widgets.asked == []
 
 
-def test_settings_parameters_beat_the_environment_and_overrides_beat_them(tmp_path):
+@pytest.mark.parametrize("kind", [DatabricksRuntimeWidgets, LegacyRuntimeWidgets])
+def test_settings_parameters_beat_the_environment_and_overrides_beat_them(tmp_path, kind):
     env = {"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_STATE_DIR": str(tmp_path), "S3_BUCKET": "env-bucket",
            "AWS_REGION": "eu-west-1", "LAKEHOUSE_CATALOG": "env_catalog"}
-    widgets = DatabricksRuntimeWidgets({"landing_bucket": "job-bucket", "catalog": "job_catalog", "schema_prefix": "t1_"})
+    widgets = kind({"landing_bucket": "job-bucket", "catalog": "job_catalog", "schema_prefix": "t1_"})
     settings = load_settings(env=env, dotenv=tmp_path / "none", widgets=widgets)
     assert (settings.s3_bucket, settings.catalog, settings.schema_prefix) == ("job-bucket", "job_catalog", "t1_")
     assert settings.s3_region == "eu-west-1"  # no widget: the environment still counts
     assert settings.table("bronze", "orders") == "job_catalog.t1_bronze.orders"
     assert load_settings(env=env, dotenv=tmp_path / "none", widgets=widgets, catalog="explicit").catalog == "explicit"
-    assert set(SETTING_PARAMETERS) <= set(widgets.asked)
+    assert set(widgets.asked) == ({"*"} if kind is DatabricksRuntimeWidgets else set(SETTING_PARAMETERS))
 
 
 def test_the_notebook_namespace_dbutils_is_the_one_used():

@@ -88,6 +88,16 @@ def test_databricks_profile_uses_workspace_catalog(tmp_path):
     assert s.table("bronze", "orders") == "lakehouse.bronze.orders"
 
 
+def test_a_databricks_cluster_is_recognised_without_a_profile_variable(tmp_path):
+    # An existing cluster or serverless compute has no LAKEHOUSE_PROFILE; its runtime says what it is.
+    runtime = {"DATABRICKS_RUNTIME_VERSION": "17.3", "LAKEHOUSE_STATE_DIR": str(tmp_path)}
+    s = load_settings(env=runtime, dotenv=tmp_path / "none")
+    assert (s.profile, s.catalog_impl) == ("databricks", "databricks")
+    # An explicit profile still wins (a local test of a notebook on a cluster, say).
+    assert load_settings(env={**runtime, "LAKEHOUSE_PROFILE": "external"}, dotenv=tmp_path / "none").profile == "external"
+    assert load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none").profile == "local"
+
+
 def test_kafka_cluster_ids_never_look_like_an_option():
     from lakehouse_helpers.services.kafka import new_cluster_id
 
