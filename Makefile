@@ -3,7 +3,8 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+# A supported Python on PATH, the one CI uses first; pyproject.toml's requires-python decides which are supported.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3.12 2>/dev/null || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STATE  := .lakehouse
@@ -31,13 +32,13 @@ help:  ## list the targets and every notebook parameter
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 	@echo
 	@if [ -n "$(PYTHON)" ]; then $(PYTHON) -m lakehouse_helpers.nbparams; \
-	  else echo "Notebook parameters: install Python 3.11 to list them (see README.md)."; fi
+	  else echo "Notebook parameters: install Python (see README.md) to list them."; fi
 
 setup: $(VENV)/.installed $(JARS)/.resolved $(if $(UNITY),$(JARS)/.unity)  ## create .venv, install, resolve jars (idempotent; UNITY=1 adds the Unity Catalog connector)
 
 $(VENV)/.installed: pyproject.toml
-	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is needed (python3 not on PATH). Install it or use conda: conda env create -f environment.yml" >&2; exit 1; }
-	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 11) <= v[:2] <= (3, 12) else f"Python 3.11 or 3.12 is needed, found {sys.version.split()[0]} at {sys.executable}. Install it or use conda: conda env create -f environment.yml")'
+	@test -n "$(PYTHON)" || { echo "Python is needed (python3 not on PATH; requires-python in pyproject.toml says which). Install it or use conda: conda env create -f environment.yml" >&2; exit 1; }
+	@$(PYTHON) lakehouse_helpers/pyversion.py
 	@if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $(notdir $(PYTHON)) ..."; $(PYTHON) -m venv $(VENV); fi
 	@echo "Installing Python packages into $(VENV) (about 1.3 GB, once) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from . import jvm, services
+from . import jvm, pyversion, services
 from .settings import Settings
 
 # Distribution name -> pinned version, read from the installed package metadata of this project.
@@ -44,10 +44,7 @@ def _pins() -> dict[str, str]:
 
 def check_python() -> list[Check]:
     out = [
-        Check(
-            "python", sys.version_info[:2] >= (3, 11), sys.version.split()[0],
-            "Python 3.11 is needed: `conda env create -f environment.yml` or install python3.11",
-        )
+        Check("python", pyversion.is_supported(), sys.version.split()[0], f"{pyversion.needed()} is needed. {pyversion.FIX}")
     ]
     pins = _pins()
     for name in PACKAGES:

@@ -169,3 +169,28 @@ def test_lab_serves_notebooks_and_runs_without_pop_ups():
 
 def test_strip_calls_the_cli():
     assert re.search(r"-m lakehouse_helpers notebooks strip\b", recipe(*SKIP_SETUP, "strip"))
+
+
+def test_python_versions_are_stated_once_and_everything_agrees():
+    from lakehouse_helpers import pyversion
+
+    assert pyversion.requirement() == re.search(r'requires-python = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[1]
+    versions = pyversion.supported_versions()
+    assert versions == ["3.11", "3.12"] and pyversion.needed() == "Python 3.11 or 3.12"
+    assert f"**{pyversion.needed()}," in (ROOT / "README.md").read_text()
+    conda = re.search(r"python=(\d+\.\d+)", (ROOT / "environment.yml").read_text())[1]
+    assert conda in versions
+    assert not pyversion.is_supported((3, 10)) and not pyversion.is_supported((3, 13))
+
+
+def test_the_makefile_refuses_an_unsupported_python_with_the_versions_and_the_fix(tmp_path):
+    # The check runs before anything is installed: standard library only, any python3 can run it.
+    script = ROOT / "lakehouse_helpers" / "pyversion.py"
+    ok = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    fake = tmp_path / "sitecustomize.py"  # makes this interpreter report 3.10 to the script
+    fake.write_text("import sys\nsys.version_info = (3, 10, 14, 'final', 0)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    refused = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    assert refused.returncode == 1
+    assert "Python 3.11 or 3.12 is needed" in refused.stderr and "conda env create" in refused.stderr
