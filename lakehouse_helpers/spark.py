@@ -63,6 +63,8 @@ def spark_conf(
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={LOG4J2} -Dlakehouse.log.file={log_file(settings)} "
             f"-Djava.io.tmpdir={scratch} -XX:ReservedCodeCacheSize=160m"
+            # An in-driver Derby (no embedded services) logs beside the driver, not into the cwd.
+            f" -Dderby.stream.error.file={log_file(settings).with_name('derby.log')}"
             + ("" if long_lived else " -XX:TieredStopAtLevel=1")
         ),
     }

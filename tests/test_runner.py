@@ -148,6 +148,8 @@ def test_spark_scratch_lives_in_the_state_folder_and_dead_processes_leave_none(t
     mine = scratch_dir(settings, "classic").resolve()
     assert conf["spark.local.dir"] == str(mine)
     assert f"-Djava.io.tmpdir={mine}" in conf["spark.driver.extraJavaOptions"]
+    derby_log = settings.state_dir.resolve() / "logs" / "derby.log"  # an in-driver Derby's, not ./derby.log
+    assert f"-Dderby.stream.error.file={derby_log}" in conf["spark.driver.extraJavaOptions"]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = settings.state_dir / "tmp" / f"classic-{dead.stdout.strip()}"
     (stale / "blockmgr-x").mkdir(parents=True)
