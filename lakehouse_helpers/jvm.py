@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 from .settings import Settings
@@ -57,17 +55,6 @@ def spark_jars(settings: Settings) -> list[Path]:
     scala-library or jackson on the classpath would break the driver)."""
     shipped = {_artifact(j) for j in pyspark_jars_dir().glob("*.jar")}
     return [j for j in jars(settings, "spark") if _artifact(j) not in shipped]
-
-
-def resolve(settings: Settings, quiet: bool = True) -> None:
-    """Run Maven to fill the cache (what `make setup` does)."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise JarCacheError("Maven (`mvn`) is not on PATH: install it or `conda env create -f environment.yml`.")
-    cmd = [mvn, "-B", "-f", str(POM), f"-Djars.dir={settings.jars_dir.resolve()}", "package"]
-    if quiet:
-        cmd.insert(1, "-q")
-    subprocess.run(cmd, check=True)
 
 
 def cache_size_bytes(settings: Settings) -> int:

@@ -118,7 +118,6 @@ def prune_scratch(settings: Settings) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-    return True
 
 
 def _s3a_conf(settings: Settings) -> dict[str, str]:
