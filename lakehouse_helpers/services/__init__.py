@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from ..settings import Settings
 from . import kafka, metastore, s3, spark_connect
+from ._plugin import ServicePlugin
 from ._process import ServiceError, pid_alive, port_open, read_pid, spawn, stop, wait_until
 
-__all__ = ["ServiceError", "ServiceStatus", "SERVICES", "up", "down", "status", "check"]
+__all__ = ["ServiceError", "ServicePlugin", "ServiceStatus", "SERVICES", "up", "down", "status", "check"]
 
 # Start order: the metastore is the quickest, Kafka the slowest; all three start in parallel
 # anyway, so order only matters for the printed lines.
-SERVICES = {m.NAME: m for m in (kafka, s3, metastore, spark_connect)}
+SERVICES: dict[str, ServicePlugin] = {m.NAME: m for m in (kafka, s3, metastore, spark_connect)}
 
 
 def wanted(settings: Settings, name: str) -> bool:
@@ -107,8 +108,7 @@ def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
             )
         svc.prepare(settings, base)
         cmd = svc.command(settings, base, marker)
-        env = svc.environment(settings) if hasattr(svc, "environment") else None
-        proc = spawn(cmd, cwd=base, log_file=log_file, pid_file=pid_file, env=env)
+        proc = spawn(cmd, cwd=base, log_file=log_file, pid_file=pid_file, env=svc.environment(settings))
         pending.append((name, proc, proc.pid, time.monotonic()))
 
     for name, proc, pid, started in pending:

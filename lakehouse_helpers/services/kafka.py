@@ -106,6 +106,11 @@ def command(settings: Settings, base: Path, marker: str) -> list[str]:
     return _java(settings, marker) + ["kafka.Kafka", "server.properties"]
 
 
+def environment(settings: Settings) -> dict[str, str]:
+    """Nothing beyond the inherited environment."""
+    return {}
+
+
 def check(settings: Settings) -> str:
     """Reachable and answering metadata requests."""
     from kafka import KafkaAdminClient

@@ -40,6 +40,11 @@ def command(settings: Settings, base: Path, marker: str) -> list[str]:
     ]
 
 
+def environment(settings: Settings) -> dict[str, str]:
+    """Nothing beyond the inherited environment."""
+    return {}
+
+
 def check(settings: Settings) -> str:
     if settings.catalog_impl != "hive":
         return f"not used (catalog_impl={settings.catalog_impl})"

@@ -52,6 +52,11 @@ def command(settings: Settings, base: Path, marker: str) -> list[str]:
     ]
 
 
+def environment(settings: Settings) -> dict[str, str]:
+    """Nothing beyond the inherited environment."""
+    return {}
+
+
 def check(settings: Settings) -> str:
     """Reachable, keys accepted, bucket present."""
     from botocore.exceptions import BotoCoreError, ClientError
