@@ -68,12 +68,9 @@ log.segment.bytes=104857600
 
 
 def _java(settings: Settings, marker: str) -> list[str]:
-    return [
-        "java", marker, f"-Xmx{settings.service_heap}", "-Xms64m", "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
-        "-Dlog4j2.configurationFile=log4j2.properties",
-        "-cp", jvm.classpath(settings, "kafka"),
-    ]
+    # Headless, as Kafka's own start scripts run it.
+    options = jvm.options(settings, "kafka", properties={"java.awt.headless": "true"})
+    return ["java", marker, *options, "-cp", jvm.classpath(settings, "kafka")]
 
 
 def new_cluster_id() -> str:

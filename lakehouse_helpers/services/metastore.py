@@ -31,9 +31,7 @@ def prepare(settings: Settings, base: Path) -> None:
 
 def command(settings: Settings, base: Path, marker: str) -> list[str]:
     return [
-        "java", marker, "-Xmx256m", "-Xms32m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-        f"-Dderby.system.home={base / 'data'}",
-        "-Dderby.stream.error.file=" + str(base / "derby.log"),
+        "java", marker, *jvm.options(settings, "metastore", base, {"derby.system.home": base / "data"}),
         "-cp", jvm.classpath(settings, "metastore"),
         "org.apache.derby.drda.NetworkServerControl", "start",
         "-h", "127.0.0.1", "-p", str(settings.metastore_port), "-noSecurityManager",

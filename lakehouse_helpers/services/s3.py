@@ -45,11 +45,7 @@ def prepare(settings: Settings, base: Path) -> None:
 
 def command(settings: Settings, base: Path, marker: str) -> list[str]:
     jar = jvm.jars(settings, "s3proxy")[0]
-    return [
-        "java", marker, f"-Xmx{settings.service_heap}", "-Xms64m", "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1", "-DLOG_LEVEL=warn",
-        "-jar", str(jar), "--properties", "s3proxy.conf",
-    ]
+    return ["java", marker, *jvm.options(settings, "s3proxy"), "-jar", str(jar), "--properties", "s3proxy.conf"]
 
 
 def environment(settings: Settings) -> dict[str, str]:

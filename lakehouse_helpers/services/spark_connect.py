@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import jvm
 from ..settings import Settings
 from ._hints import start_hint
 from ._process import ServiceError, port_open
@@ -89,7 +90,7 @@ def command(settings: Settings, base: Path, marker: str) -> list[str]:
     """The java command spark-submit would run (its launcher adds the JVM module options)."""
     home = _spark_home()
     launcher = [
-        "java", "-Xmx128m", "-cp", f"{home / 'jars'}/*", "org.apache.spark.launcher.Main",
+        "java", *jvm.options(settings, "spark-launcher"), "-cp", f"{home / 'jars'}/*", "org.apache.spark.launcher.Main",
         "org.apache.spark.deploy.SparkSubmit", "--properties-file", str(base / "spark-defaults.conf"),
         "--class", SERVER_CLASS, "--name", "lakehouse-workbook", "spark-internal",
     ]
