@@ -21,7 +21,13 @@ _VERSION = re.compile(r"-\d[\w.+-]*\.jar$")
 
 
 class JarCacheError(RuntimeError):
-    """The jar cache is missing or incomplete."""
+    """The jar cache is missing or incomplete: `module` names the module, `folder` where its jars
+    belong, `fix` what to do."""
+
+    def __init__(self, module: str, folder: Path):
+        self.module, self.folder = module, folder
+        self.fix = f"Resolve them once with `make setup` (runs Maven on {POM.relative_to(POM.parents[2])})."
+        super().__init__(f"No jars for '{module}' in {folder}. {self.fix}")
 
 
 def module_dir(settings: Settings, module: str) -> Path:
@@ -34,10 +40,7 @@ def jars(settings: Settings, module: str) -> list[Path]:
     folder = module_dir(settings, module)
     found = sorted(folder.glob("*.jar"))
     if not found:
-        raise JarCacheError(
-            f"No jars for '{module}' in {folder}. Resolve them once with `make setup` "
-            f"(runs Maven on {POM.relative_to(POM.parents[2])})."
-        )
+        raise JarCacheError(module, folder)
     return found
 
 

@@ -45,8 +45,22 @@ def test_hadoop_aws_matches_pyspark_hadoop(real_settings):
 
 def test_missing_cache_says_make_setup(tmp_path):
     s = load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
-    with pytest.raises(jvm.JarCacheError, match="make setup"):
+    with pytest.raises(jvm.JarCacheError, match="make setup") as info:
         jvm.jars(s, "kafka")
+    err = info.value
+    assert (err.module, err.folder) == ("kafka", tmp_path / "jars" / "kafka")
+    assert "`make setup`" in err.fix and "lakehouse_helpers/jvm/pom.xml" in err.fix and str(err).endswith(err.fix)
+
+
+def test_the_doctor_keeps_the_jar_cache_fix(tmp_path):
+    from lakehouse_helpers.doctor import check_jars
+
+    s = load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
+    checks = check_jars(s)
+    assert [c.name for c in checks] == [f"jars {m}" for m in jvm.MODULES]
+    for check, module in zip(checks, jvm.MODULES, strict=True):
+        assert not check.ok and check.detail == f"missing in {tmp_path / 'jars' / module}"
+        assert check.fix.startswith("Resolve them once with `make setup` (runs Maven on lakehouse_helpers/jvm/pom.xml)")
 
 
 def test_spark_conf_has_no_runtime_resolution_and_path_style_s3(real_settings):

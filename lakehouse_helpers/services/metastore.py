@@ -51,7 +51,8 @@ def check(settings: Settings) -> str:
     host, port = bind(settings)
     if not port_open(host, port, settings.connect_timeout_s):
         raise ServiceError(
-            f"The metastore database is not reachable at {host}:{port}. {start_hint(settings, 'METASTORE_PORT')}"
+            f"The metastore database is not reachable at {host}:{port}.",
+            service=NAME, address=f"{host}:{port}", fix=start_hint(settings, "METASTORE_PORT"),
         )
     return f"listening on {host}:{port}"
 
