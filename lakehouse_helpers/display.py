@@ -20,13 +20,6 @@ def bar_chart(values: dict, title: str, xlabel: str = "count", highlight=()):
     return fig
 
 
-def show(df, rows: int = 10):
-    """Pandas view of a Spark or pandas DataFrame, limited to `rows`."""
-    if hasattr(df, "limit") and hasattr(df, "toPandas"):
-        return df.limit(rows).toPandas()
-    return df.head(rows)
-
-
 def heatmap(frame, title: str, fmt: str = "{:,.0f}"):
     """A labelled heatmap of a pandas DataFrame (rows x columns of numbers)."""
     import matplotlib.pyplot as plt

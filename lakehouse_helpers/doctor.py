@@ -86,8 +86,7 @@ def check_jars(settings: Settings) -> list[Check]:
             size = sum(j.stat().st_size for j in jars) / 1e6
             out.append(Check(f"jars {module}", True, f"{len(jars)} jars, {size:.0f} MB"))
         except jvm.JarCacheError as exc:
-            out.append(Check(f"jars {module}", False, f"missing in {settings.jars_dir / module}", "run `make setup`"))
-            del exc
+            out.append(Check(f"jars {module}", False, f"missing in {exc.folder}", exc.fix))
     return out
 
 
@@ -98,9 +97,8 @@ def check_services(settings: Settings) -> list[Check]:
             detail = svc.check(settings)
             out.append(Check(f"{name} ({svc.endpoint(settings)})", True, detail))
         except services.ServiceError as exc:
-            first, *rest = str(exc).split(". ", 1)
-            fix = rest[0] if rest else ("run `make services-up`" if settings.embedded else "check the endpoint settings")
-            out.append(Check(f"{name} ({svc.endpoint(settings)})", False, first, fix))
+            # No final period: notebook 00 writes "<detail>. Fix: <fix>".
+            out.append(Check(f"{name} ({svc.endpoint(settings)})", False, exc.problem.removesuffix("."), exc.fix))
     return out
 
 

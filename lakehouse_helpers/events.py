@@ -235,10 +235,3 @@ def generate(config: GeneratorConfig | None = None, **kwargs) -> Batch:
             merged.extend(after.get(index, ()))
         batch.messages = merged
     return batch
-
-
-def products_frame():
-    """The product catalog as a pandas DataFrame (for display and quality checks)."""
-    import pandas as pd
-
-    return pd.DataFrame([p.__dict__ for p in PRODUCTS])

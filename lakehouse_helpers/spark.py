@@ -16,8 +16,6 @@ from .fds import output_to
 from .services import metastore
 from .settings import Settings, load_settings
 
-LOG4J2 = Path(__file__).resolve().parent / "log4j2.properties"
-
 
 def spark_conf(
     settings: Settings, app_name: str = "lakehouse-workbook", scratch: Path | None = None, long_lived: bool = False,
@@ -26,13 +24,14 @@ def spark_conf(
 
     `scratch` is the JVM's temporary folder and Spark's local dir (shuffle, block manager,
     downloaded files): in the state folder, never /tmp, so it is cleaned with the rest.
-    `long_lived` (the Spark Connect server): the JVM gets the optimizing JIT compiler, which
-    halves the time of a million-row stage; a notebook's own JVM stays on the quick-start one."""
+    `long_lived`: the Spark Connect server's JVM (jvm.JVMS "spark-connect"), else a notebook's
+    own (jvm.JVMS "spark-classic")."""
     scratch = (scratch or scratch_dir(settings, "classic")).resolve()
+    driver = "spark-connect" if long_lived else "spark-classic"
     conf: dict[str, str] = {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
-        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.driver.memory": jvm.max_heap(settings, driver),
         "spark.jars": ",".join(str(p) for p in jvm.spark_jars(settings)),
         # Jars are explicit and cached: nothing is resolved at run time.
         "spark.jars.ivy": str(settings.state_dir / "ivy"),
@@ -60,13 +59,9 @@ def spark_conf(
         # VACUUM lists a table's folder with this many tasks (default 10,000: 45 s for one table).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(settings.spark_shuffle_partitions),
         # Quiet start-up: the log level applies before the session exists.
-        "spark.driver.extraJavaOptions": (
-            f"-Dlog4j2.configurationFile={LOG4J2} -Dlakehouse.log.file={log_file(settings)} "
-            f"-Djava.io.tmpdir={scratch} -XX:ReservedCodeCacheSize=160m"
-            # An in-driver Derby (no embedded services) logs beside the driver, not into the cwd.
-            f" -Dderby.stream.error.file={log_file(settings).with_name('derby.log')}"
-            + ("" if long_lived else " -XX:TieredStopAtLevel=1")
-        ),
+        # An in-driver Derby (no embedded services) logs beside the driver, not into the cwd.
+        "spark.driver.extraJavaOptions": " ".join(jvm.options(settings, driver, properties={
+            "java.io.tmpdir": scratch, "derby.stream.error.file": jvm.spark_log_file(settings).with_name("derby.log")})),
     }
     conf.update(_s3a_conf(settings))
     conf.update(_catalog_conf(settings))
@@ -89,11 +84,6 @@ def _lineage_conf(settings: Settings) -> dict[str, str]:
 def lineage_events_file(settings: Settings) -> Path:
     """Next to the data it describes, so each data folder has its own lineage."""
     return (settings.data_dir / "lineage" / "openlineage.jsonl").resolve()
-
-
-def log_file(settings: Settings) -> Path:
-    """Where the Spark driver logs (warnings and errors): a file, never the notebook."""
-    return (settings.state_dir / "logs" / "spark-driver.log").resolve()
 
 
 def jvm_output_file(settings: Settings) -> Path:
@@ -120,7 +110,6 @@ def prune_scratch(settings: Settings) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-    return True
 
 
 def _s3a_conf(settings: Settings) -> dict[str, str]:

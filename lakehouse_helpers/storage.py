@@ -35,6 +35,19 @@ def list_keys(settings: Settings, prefix: str = "") -> list[str]:
     return keys
 
 
+def error_kind(exc) -> str:
+    """What a botocore ClientError from a bucket request means: "access_denied" (HTTP 403: wrong
+    keys, or keys without rights on the bucket), "no_bucket" (404), else "other". A HEAD answer
+    has no body, so its error code is only the status ("403", "404")."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = exc.response.get("Error", {}).get("Code")
+    if status == 403 or code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return "access_denied"
+    if code in ("404", "NoSuchBucket"):
+        return "no_bucket"
+    return "other"
+
+
 def ensure_bucket(settings: Settings) -> bool:
     """Create the workbook's bucket if missing; True when it was created."""
     from botocore.exceptions import ClientError
@@ -44,7 +57,7 @@ def ensure_bucket(settings: Settings) -> bool:
         client.head_bucket(Bucket=settings.s3_bucket)
         return False
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+        if error_kind(exc) != "no_bucket":
             raise
     client.create_bucket(Bucket=settings.s3_bucket)
     return True

@@ -45,8 +45,22 @@ def test_hadoop_aws_matches_pyspark_hadoop(real_settings):
 
 def test_missing_cache_says_make_setup(tmp_path):
     s = load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
-    with pytest.raises(jvm.JarCacheError, match="make setup"):
+    with pytest.raises(jvm.JarCacheError, match="make setup") as info:
         jvm.jars(s, "kafka")
+    err = info.value
+    assert (err.module, err.folder) == ("kafka", tmp_path / "jars" / "kafka")
+    assert "`make setup`" in err.fix and "lakehouse_helpers/jvm/pom.xml" in err.fix and str(err).endswith(err.fix)
+
+
+def test_the_doctor_keeps_the_jar_cache_fix(tmp_path):
+    from lakehouse_helpers.doctor import check_jars
+
+    s = load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
+    checks = check_jars(s)
+    assert [c.name for c in checks] == [f"jars {m}" for m in jvm.MODULES]
+    for check, module in zip(checks, jvm.MODULES, strict=True):
+        assert not check.ok and check.detail == f"missing in {tmp_path / 'jars' / module}"
+        assert check.fix.startswith("Resolve them once with `make setup` (runs Maven on lakehouse_helpers/jvm/pom.xml)")
 
 
 def test_spark_conf_has_no_runtime_resolution_and_path_style_s3(real_settings):
@@ -57,3 +71,74 @@ def test_spark_conf_has_no_runtime_resolution_and_path_style_s3(real_settings):
     assert conf["spark.sql.catalog.spark_catalog"].endswith("DeltaCatalog")
     assert conf["spark.ui.enabled"] == "false"
     assert int(conf["spark.sql.shuffle.partitions"]) <= 8
+
+
+# The JVM options of every JVM the workbook starts, pinned: a change here changes how a service
+# starts (memory on a laptop, start-up time on 2 cores), so it must be a deliberate one.
+QUICK = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+
+
+@pytest.fixture
+def defaults(real_settings, tmp_path):
+    """Default settings (no .env, no environment) over the real jar cache."""
+    (tmp_path / "jars").symlink_to(real_settings.jars_dir.resolve())
+    return load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
+
+
+def test_kafka_command_pinned(defaults, tmp_path):
+    from lakehouse_helpers.services import kafka
+
+    assert kafka.command(defaults, tmp_path / "svc", "-Dmark") == [
+        "java", "-Dmark", "-Xmx384m", "-Xms64m", *QUICK, "-Djava.awt.headless=true",
+        "-Dlog4j2.configurationFile=log4j2.properties", "-cp", f"{tmp_path}/jars/kafka/*",
+        "kafka.Kafka", "server.properties",
+    ]
+
+
+def test_s3proxy_command_pinned(defaults, tmp_path):
+    from lakehouse_helpers.services import s3
+
+    jar = jvm.jars(defaults, "s3proxy")[0]
+    assert s3.command(defaults, tmp_path / "svc", "-Dmark") == [
+        "java", "-Dmark", "-Xmx384m", "-Xms64m", *QUICK, "-DLOG_LEVEL=warn",
+        "-jar", str(jar), "--properties", "s3proxy.conf",
+    ]
+
+
+def test_metastore_command_pinned(defaults, tmp_path):
+    from lakehouse_helpers.services import metastore
+
+    base = tmp_path / "svc"
+    assert metastore.command(defaults, base, "-Dmark") == [
+        "java", "-Dmark", "-Xmx256m", "-Xms32m", *QUICK,
+        f"-Dderby.system.home={base}/data", f"-Dderby.stream.error.file={base}/derby.log",
+        "-cp", f"{tmp_path}/jars/metastore/*",
+        "org.apache.derby.drda.NetworkServerControl", "start", "-h", "127.0.0.1", "-p", "1527", "-noSecurityManager",
+    ]
+
+
+def test_spark_launcher_options_pinned(defaults):
+    # Lives half a second: the quick-start flags cut its CPU time by about 40 %.
+    assert jvm.options(defaults, "spark-launcher") == ["-Xmx128m", *QUICK]
+
+
+@pytest.mark.parametrize(("long_lived", "compiler"), [(True, []), (False, ["-XX:TieredStopAtLevel=1"])])
+def test_spark_driver_options_pinned(defaults, tmp_path, long_lived, compiler):
+    conf = spark_conf(defaults, scratch=tmp_path / "scratch", long_lived=long_lived)
+    log = tmp_path / "logs" / "spark-driver.log"
+    assert conf["spark.driver.extraJavaOptions"].split(" ") == [
+        *compiler, "-XX:ReservedCodeCacheSize=160m", f"-Djava.io.tmpdir={tmp_path}/scratch",
+        f"-Dderby.stream.error.file={log.with_name('derby.log')}",
+        f"-Dlog4j2.configurationFile={jvm.LOG4J2}", f"-Dlakehouse.log.file={log}",
+    ]
+    # The heap goes through spark.driver.memory: spark-submit refuses -Xmx among the options.
+    assert conf["spark.driver.memory"] == "2g"
+
+
+def test_heaps_follow_their_settings(defaults, tmp_path):
+    tuned = defaults.replace(service_heap="512m", spark_driver_memory="3g")
+    for name in ("kafka", "s3proxy"):
+        assert jvm.options(tuned, name)[0] == "-Xmx512m", name
+    assert jvm.options(tuned, "metastore", tmp_path)[0] == "-Xmx256m"  # fixed: see jvm.JVMS
+    assert spark_conf(tuned, scratch=tmp_path)["spark.driver.memory"] == "3g"
+    assert jvm.LOG4J2.is_file()

@@ -14,10 +14,11 @@ import uuid
 import pytest
 
 from lakehouse_helpers import services
+from lakehouse_helpers.jvm import spark_log_file
 from lakehouse_helpers.services import ServiceError, spark_connect
 from lakehouse_helpers.services._process import port_open, read_pid
 from lakehouse_helpers.settings import local_connect_token
-from lakehouse_helpers.spark import get_spark, log_file
+from lakehouse_helpers.spark import get_spark
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
 
@@ -94,7 +95,7 @@ def test_the_token_never_reaches_a_log(connect_stack, spark, tmp_path):
     token = connect_stack.spark_connect_token.reveal()
     service_log = (connect_stack.services_dir / "spark" / "service.log").read_text()
     assert token and "token=***" in service_log
-    assert token not in service_log and token not in log_file(connect_stack).read_text()
+    assert token not in service_log and token not in spark_log_file(connect_stack).read_text()
 
 
 def test_spark_remote_reaches_a_server_of_your_own(second_server, stack):

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from ..settings import Settings
 from . import kafka, metastore, s3, spark_connect
+from ._plugin import ServicePlugin
 from ._process import ServiceError, pid_alive, port_open, read_pid, spawn, stop, wait_until
 
-__all__ = ["ServiceError", "ServiceStatus", "SERVICES", "up", "down", "status", "check"]
+__all__ = ["ServiceError", "ServicePlugin", "ServiceStatus", "SERVICES", "up", "down", "status", "check"]
 
 # Start order: the metastore is the quickest, Kafka the slowest; all three start in parallel
 # anyway, so order only matters for the printed lines.
-SERVICES = {m.NAME: m for m in (kafka, s3, metastore, spark_connect)}
+SERVICES: dict[str, ServicePlugin] = {m.NAME: m for m in (kafka, s3, metastore, spark_connect)}
 
 
 def wanted(settings: Settings, name: str) -> bool:
@@ -68,70 +69,85 @@ def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
     """Start the embedded services that are not already healthy, wait for all, return status."""
     if not settings.embedded:
         raise ServiceError(
-            f"profile={settings.profile!r} uses your own endpoints, so nothing embedded starts. "
-            "Use `python -m lakehouse_helpers doctor` to check them."
+            f"profile={settings.profile!r} uses your own endpoints, so nothing embedded starts.",
+            fix="Use `python -m lakehouse_helpers doctor` to check them.",
         )
     from ..settings import local_connect_token, local_s3_keys
 
     local_s3_keys(settings.state_dir, create=True)
     local_connect_token(settings.state_dir, create=True)
     settings = settings.replace()  # re-read the generated keys
-    pending = []
     results: dict[str, ServiceStatus] = {}
     names = [n for n in _names(names) if wanted(settings, n)]
+    # Start all first, then wait: the JVMs start in parallel.
+    pending = []
     for name in names:
-        svc = SERVICES[name]
-        base, log_file, pid_file = _paths(settings, name)
-        base.mkdir(parents=True, exist_ok=True)
-        marker = _marker(settings, name)
-        pid = read_pid(pid_file)
-        if pid is not None and pid_alive(pid, marker):
-            try:
-                svc.check(settings)
-                svc.after_start(settings)  # idempotent: bucket / topic may have been deleted
-                detail = svc.check(settings)
-                results[name] = ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, 0.0)
-                log(f"{name:10s} already up ({detail})")
-                continue
-            except ServiceError:
-                pass  # alive but not healthy yet (still starting): wait below
-            pending.append((name, None, pid, time.monotonic()))
-            continue
-        if pid is not None:
-            pid_file.unlink(missing_ok=True)  # stale: the process is gone
-        host, port = svc.bind(settings)
-        if port_open(host, port, settings.connect_timeout_s):
-            raise ServiceError(
-                f"{svc.TITLE}: port {host}:{port} is taken by a process this project did not start. "
-                f"Stop it, or point the workbook at it with LAKEHOUSE_PROFILE=external."
-            )
-        svc.prepare(settings, base)
-        cmd = svc.command(settings, base, marker)
-        env = svc.environment(settings) if hasattr(svc, "environment") else None
-        proc = spawn(cmd, cwd=base, log_file=log_file, pid_file=pid_file, env=env)
-        pending.append((name, proc, proc.pid, time.monotonic()))
-
-    for name, proc, pid, started in pending:
-        svc = SERVICES[name]
-        base, log_file, _ = _paths(settings, name)
-
-        def ready(svc=svc) -> bool:
-            try:
-                svc.check(settings)
-                return True
-            except ServiceError:
-                return False
-
-        try:
-            wait_until(ready, proc, settings.service_timeout_s, svc.TITLE, log_file)
-            svc.after_start(settings)
-        except ServiceError as exc:
-            raise ServiceError(f"{exc}\nFix the cause above, then run `make services-up` again.") from None
-        elapsed = time.monotonic() - started
-        detail = svc.check(settings)
-        results[name] = ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, elapsed)
-        log(f"{name:10s} up in {elapsed:4.1f}s  {svc.endpoint(settings)}  (log: {log_file})")
+        started = _start(settings, name, log)
+        if isinstance(started, ServiceStatus):
+            results[name] = started
+        else:
+            pending.append(started)
+    for name, proc, pid, since in pending:
+        results[name] = _await(settings, name, proc, pid, since, log)
     return [results[n] for n in names]
+
+
+def _start(settings: Settings, name: str, log) -> ServiceStatus | tuple:
+    """Reuse the service when this project already runs it (its status if healthy), else start
+    it; what to wait on: (name, process or None, pid, start time)."""
+    svc = SERVICES[name]
+    base, log_file, pid_file = _paths(settings, name)
+    base.mkdir(parents=True, exist_ok=True)
+    marker = _marker(settings, name)
+    pid = read_pid(pid_file)
+    if pid is not None and pid_alive(pid, marker):
+        try:
+            svc.check(settings)
+            svc.after_start(settings)  # idempotent: bucket / topic may have been deleted
+            detail = svc.check(settings)
+            log(f"{name:10s} already up ({detail})")
+            return ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, 0.0)
+        except ServiceError:
+            return name, None, pid, time.monotonic()  # alive but not healthy yet (still starting)
+    if pid is not None:
+        pid_file.unlink(missing_ok=True)  # stale: the process is gone
+    host, port = svc.bind(settings)
+    if port_open(host, port, settings.connect_timeout_s):
+        raise ServiceError(
+            f"{svc.TITLE}: port {host}:{port} is taken by a process this project did not start.",
+            service=name, address=f"{host}:{port}",
+            fix="Stop it, or point the workbook at it with LAKEHOUSE_PROFILE=external.",
+        )
+    svc.prepare(settings, base)
+    cmd = svc.command(settings, base, marker)
+    proc = spawn(cmd, cwd=base, log_file=log_file, pid_file=pid_file, env=svc.environment(settings))
+    return name, proc, proc.pid, time.monotonic()
+
+
+def _await(settings: Settings, name: str, proc, pid: int, since: float, log) -> ServiceStatus:
+    """Wait until the service is healthy, then run its set-up; a failure names the log."""
+    svc = SERVICES[name]
+    _, log_file, _ = _paths(settings, name)
+
+    def ready() -> bool:
+        try:
+            svc.check(settings)
+            return True
+        except ServiceError:
+            return False
+
+    try:
+        wait_until(ready, proc, settings.service_timeout_s, svc.TITLE, log_file)
+        svc.after_start(settings)
+    except ServiceError as exc:
+        raise ServiceError(
+            str(exc), service=name, address=svc.endpoint(settings),
+            fix="Fix the cause above, then run `make services-up` again.",
+        ) from None
+    elapsed = time.monotonic() - since
+    detail = svc.check(settings)
+    log(f"{name:10s} up in {elapsed:4.1f}s  {svc.endpoint(settings)}  (log: {log_file})")
+    return ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, elapsed)
 
 
 def down(settings: Settings, names=None, log=print) -> None:
@@ -163,12 +179,23 @@ def status(settings: Settings) -> list[ServiceStatus]:
 
 def require(settings: Settings, *names: str) -> None:
     """Raise one clear error naming every service that is down, with the command to start it."""
-    problems = []
+    errors = []
     for name in names or SERVICES:
         try:
             check(settings, name)
         except ServiceError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ServiceError("\n".join(problems))
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise _combined(errors)
 
+
+def _combined(errors: list[ServiceError]) -> ServiceError:
+    """One error for several services: a fix they share is said once, else each keeps its own."""
+    fixes = {e.fix for e in errors}
+    shared = fixes.pop() if len(fixes) == 1 else ""
+    return ServiceError(
+        "\n".join(e.problem if shared else str(e) for e in errors),
+        service=", ".join(e.service for e in errors), address=", ".join(e.address for e in errors), fix=shared,
+    )

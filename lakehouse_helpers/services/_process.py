@@ -13,7 +13,16 @@ from pathlib import Path
 
 
 class ServiceError(RuntimeError):
-    """A service is down, failed to start, or answered wrongly. The message says what to do."""
+    """A service is down, failed to start, or answered wrongly.
+
+    `service`: its name (comma-separated when one error reports several; empty when about all);
+    `address`: where it was expected, as the message names it (host:port or a URL); `problem`:
+    what went wrong; `fix`: what to do. str() is the problem followed by the fix."""
+
+    def __init__(self, problem: str, *, service: str = "", address: str = "", fix: str = ""):
+        self.problem, self.service, self.address, self.fix = problem, service, address, fix
+        # A multi-line problem (a log tail) gets its fix on a line of its own.
+        super().__init__(problem + (("\n" if "\n" in problem else " ") + fix if fix else ""))
 
 
 def port_open(host: str, port: int, timeout: float) -> bool:

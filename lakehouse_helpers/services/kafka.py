@@ -68,12 +68,9 @@ log.segment.bytes=104857600
 
 
 def _java(settings: Settings, marker: str) -> list[str]:
-    return [
-        "java", marker, f"-Xmx{settings.service_heap}", "-Xms64m", "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
-        "-Dlog4j2.configurationFile=log4j2.properties",
-        "-cp", jvm.classpath(settings, "kafka"),
-    ]
+    # Headless, as Kafka's own start scripts run it.
+    options = jvm.options(settings, "kafka", properties={"java.awt.headless": "true"})
+    return ["java", marker, *options, "-cp", jvm.classpath(settings, "kafka")]
 
 
 def new_cluster_id() -> str:
@@ -99,11 +96,19 @@ def prepare(settings: Settings, base: Path) -> None:
         cwd=base, capture_output=True, text=True,
     )
     if result.returncode != 0:
-        raise ServiceError(f"Formatting Kafka storage in {base / 'data'} failed:\n{result.stdout}{result.stderr}")
+        raise ServiceError(
+            f"Formatting Kafka storage in {base / 'data'} failed:\n{result.stdout}{result.stderr}",
+            service=NAME, fix="Fix the cause above, then run `make services-up` again.",
+        )
 
 
 def command(settings: Settings, base: Path, marker: str) -> list[str]:
     return _java(settings, marker) + ["kafka.Kafka", "server.properties"]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Nothing beyond the inherited environment."""
+    return {}
 
 
 def check(settings: Settings) -> str:
@@ -111,27 +116,27 @@ def check(settings: Settings) -> str:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    where = settings.kafka_bootstrap
+    hint = start_hint(settings, "KAFKA_BOOTSTRAP_SERVERS")
     host, port = bind(settings)
     if not port_open(host, port, settings.connect_timeout_s):
-        raise ServiceError(
-            f"Kafka is not reachable at {settings.kafka_bootstrap}. {start_hint(settings, 'KAFKA_BOOTSTRAP_SERVERS')}"
-        )
+        raise ServiceError(f"Kafka is not reachable at {where}.", service=NAME, address=where, fix=hint)
     timeout_ms = int(settings.connect_timeout_s * 1000)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, client_id="lakehouse-health",
+            bootstrap_servers=where, client_id="lakehouse-health",
             request_timeout_ms=max(timeout_ms, 2000), bootstrap_timeout_ms=timeout_ms,
         )
     except KafkaError as exc:
         raise ServiceError(
-            f"Kafka at {settings.kafka_bootstrap} accepts connections but does not answer ({exc!r}). "
-            f"{start_hint(settings, 'KAFKA_BOOTSTRAP_SERVERS')}"
+            f"Kafka at {where} accepts connections but does not answer ({exc!r}).", service=NAME, address=where, fix=hint,
         ) from None
     try:
         cluster = admin.describe_cluster()
         topics = admin.list_topics()
     except KafkaError as exc:
-        raise ServiceError(f"Kafka at {settings.kafka_bootstrap} is not ready: {exc!r}") from None
+        # Usually still starting: `make services-up` waits until it answers.
+        raise ServiceError(f"Kafka at {where} is not ready: {exc!r}.", service=NAME, address=where, fix=hint) from None
     finally:
         admin.close()
     return f"{len(cluster.get('brokers', []))} broker(s), {len([t for t in topics if not t.startswith('__')])} topic(s)"

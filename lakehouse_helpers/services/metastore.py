@@ -31,13 +31,16 @@ def prepare(settings: Settings, base: Path) -> None:
 
 def command(settings: Settings, base: Path, marker: str) -> list[str]:
     return [
-        "java", marker, "-Xmx256m", "-Xms32m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-        f"-Dderby.system.home={base / 'data'}",
-        "-Dderby.stream.error.file=" + str(base / "derby.log"),
+        "java", marker, *jvm.options(settings, "metastore", base, {"derby.system.home": base / "data"}),
         "-cp", jvm.classpath(settings, "metastore"),
         "org.apache.derby.drda.NetworkServerControl", "start",
         "-h", "127.0.0.1", "-p", str(settings.metastore_port), "-noSecurityManager",
     ]
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Nothing beyond the inherited environment."""
+    return {}
 
 
 def check(settings: Settings) -> str:
@@ -48,7 +51,8 @@ def check(settings: Settings) -> str:
     host, port = bind(settings)
     if not port_open(host, port, settings.connect_timeout_s):
         raise ServiceError(
-            f"The metastore database is not reachable at {host}:{port}. {start_hint(settings, 'METASTORE_PORT')}"
+            f"The metastore database is not reachable at {host}:{port}.",
+            service=NAME, address=f"{host}:{port}", fix=start_hint(settings, "METASTORE_PORT"),
         )
     return f"listening on {host}:{port}"
 

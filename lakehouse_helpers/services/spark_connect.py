@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import jvm
 from ..settings import Settings
 from ._hints import start_hint
 from ._process import ServiceError, port_open
@@ -63,7 +64,7 @@ def _spark_home() -> Path:
 
 def prepare(settings: Settings, base: Path) -> None:
     if not settings.spark_connect_token:
-        raise ServiceError("No Spark Connect token was generated; run `make services-up`.")
+        raise ServiceError("No Spark Connect token was generated.", service=NAME, fix="Run `make services-up`.")
     conf = base / "spark-defaults.conf"
     # The token and the S3 keys live in a 0600 file, not on the command line where `ps` shows them.
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,7 +90,7 @@ def command(settings: Settings, base: Path, marker: str) -> list[str]:
     """The java command spark-submit would run (its launcher adds the JVM module options)."""
     home = _spark_home()
     launcher = [
-        "java", "-Xmx128m", "-cp", f"{home / 'jars'}/*", "org.apache.spark.launcher.Main",
+        "java", *jvm.options(settings, "spark-launcher"), "-cp", f"{home / 'jars'}/*", "org.apache.spark.launcher.Main",
         "org.apache.spark.deploy.SparkSubmit", "--properties-file", str(base / "spark-defaults.conf"),
         "--class", SERVER_CLASS, "--name", "lakehouse-workbook", "spark-internal",
     ]
@@ -116,8 +117,8 @@ def check(settings: Settings) -> str:
     host, port = bind(settings)
     if not port_open(host, port, settings.connect_timeout_s):
         raise ServiceError(
-            f"The Spark Connect server is not reachable at {host}:{port}. "
-            f"{start_hint(settings, 'SPARK_CONNECT_PORT')}"
+            f"The Spark Connect server is not reachable at {host}:{port}.",
+            service=NAME, address=f"{host}:{port}", fix=start_hint(settings, "SPARK_CONNECT_PORT"),
         )
     return f"listening on {host}:{port}, Spark UI {ui_url(settings)}"
 
