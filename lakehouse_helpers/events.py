@@ -146,92 +146,120 @@ def _iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
+@dataclass(frozen=True)
+class _FaultPlan:
+    """Which message indexes get which fault. Exact counts (not per-message coin flips), so a
+    test can assert them to the unit."""
+
+    malformed: set[int]
+    invalid: set[int]
+    late: set[int]
+    drift_from: int
+
+
+def _fault_plan(rng: random.Random, config: GeneratorConfig) -> _FaultPlan:
+    n = config.events
+    n_malformed, n_invalid = round(n * config.malformed_rate), round(n * config.invalid_rate)
+    n_late = round(n * config.late_rate)
+    order = list(range(n))
+    rng.shuffle(order)
+    return _FaultPlan(malformed=set(order[:n_malformed]), invalid=set(order[n_malformed : n_malformed + n_invalid]),
+                      late=set(order[n_malformed + n_invalid : n_malformed + n_invalid + n_late]),
+                      drift_from=int(n * config.drift_after))
+
+
+def _order_line(rng: random.Random, config: GeneratorConfig, order_no: int, line_no: int, customer, ts: datetime):
+    """One order line as the shop emits it, and its event time."""
+    product = rng.choice(PRODUCTS)
+    event_ts = ts + timedelta(milliseconds=rng.randrange(0, 1000))
+    event = {
+        "event_id": _event_id(rng),
+        "order_id": f"O{config.seed:03d}-{order_no:07d}",
+        "line_no": line_no,
+        "event_ts": _iso(event_ts),
+        "customer_id": customer.customer_id,
+        "customer_email": customer.email,
+        "country": customer.country,
+        "loyalty_member": customer.loyalty,
+        "product_id": product.product_id,
+        "coffee_type": product.coffee_type,
+        "roast": product.roast,
+        "size_kg": product.size_kg,
+        "unit_price": product.unit_price,
+        "currency": CURRENCY[customer.country],
+        "quantity": rng.choice((1, 1, 1, 2, 2, 3, 4, 6)),
+    }
+    return event, event_ts
+
+
+def _with_faults(rng: random.Random, i: int, event: dict, event_ts: datetime, plan: _FaultPlan) -> tuple[str, str]:
+    """Apply message `i`'s planned faults to `event` (in place): its kind and destination."""
+    kind, destination = "valid", "raw"
+    if i >= plan.drift_from:
+        event[DRIFT_FIELD] = rng.choice(("WELCOME10", "LOYAL5", None, None))
+        kind = "drift"
+    if i in plan.late:
+        event["event_ts"] = _iso(event_ts - timedelta(hours=rng.uniform(2, 6)))
+        kind = "late"
+    if i in plan.invalid:
+        kind = rng.choice((INVALID_QUANTITY, UNKNOWN_PRODUCT, MISSING_REQUIRED))
+        if kind == INVALID_QUANTITY:
+            event["quantity"] = -rng.randint(1, 5)
+        elif kind == UNKNOWN_PRODUCT:
+            event["product_id"] = f"XXX-{rng.randint(100, 999)}"
+        else:
+            del event[rng.choice(REQUIRED_FIELDS)]
+        destination = f"quarantine:{kind}"
+    return kind, destination
+
+
+def _message(rng: random.Random, event: dict, kind: str, destination: str, malformed: bool) -> Message:
+    key = event.get("order_id", "").encode() or None
+    value = json.dumps(event, separators=(",", ":")).encode()
+    if malformed:
+        kind, destination = MALFORMED_JSON, f"quarantine:{MALFORMED_JSON}"
+        value = value[: rng.randrange(5, max(6, len(value) // 2))]  # truncated mid-object
+    return Message(key, value, kind, destination, event.get("event_id") if destination == "raw" else None)
+
+
+def _with_duplicates(rng: random.Random, config: GeneratorConfig, messages: list[Message],
+                     valid: list[tuple[int, Message]]) -> list[Message]:
+    """The same bytes again, a little later in the stream (a producer retry)."""
+    n_dup = min(round(config.events * config.duplicate_rate), len(valid))
+    after: dict[int, list[Message]] = {}
+    for index, original in rng.sample(valid, n_dup):
+        position = rng.randrange(index, len(messages))
+        after.setdefault(position, []).append(Message(original.key, original.value, "duplicate", "raw", original.event_id))
+    if not after:
+        return messages
+    merged: list[Message] = []
+    for index, message in enumerate(messages):
+        merged.append(message)
+        merged.extend(after.get(index, ()))
+    return merged
+
+
 def generate(config: GeneratorConfig | None = None, **kwargs) -> Batch:
     """All messages for `config`: `events` distinct events, then duplicates interleaved."""
     config = config or GeneratorConfig(**kwargs)
     rng = random.Random(config.seed)
     people = customers(config.seed)
     batch = Batch(config)
-    n = config.events
-    # Exact counts (not per-message coin flips), so a test can assert them to the unit.
-    n_malformed = round(n * config.malformed_rate)
-    n_invalid = round(n * config.invalid_rate)
-    n_late = round(n * config.late_rate)
-    order = list(range(n))
-    rng.shuffle(order)
-    malformed = set(order[:n_malformed])
-    invalid = set(order[n_malformed : n_malformed + n_invalid])
-    late = set(order[n_malformed + n_invalid : n_malformed + n_invalid + n_late])
-    drift_from = int(n * config.drift_after)
-
-    ts = config.start
-    order_no = 0
-    line_no = 0
-    current_customer = people[0]
-    valid_so_far: list[tuple[int, Message]] = []
-    for i in range(n):
+    plan = _fault_plan(rng, config)
+    ts, order_no, line_no, customer = config.start, 0, 0, people[0]
+    valid: list[tuple[int, Message]] = []
+    for i in range(config.events):
         # Orders have 1-3 lines; a new order starts with probability 1/2.
         if line_no == 0 or line_no >= 3 or rng.random() < 0.5:
-            order_no += 1
-            line_no = 0
-            current_customer = rng.choice(people)
+            order_no, line_no = order_no + 1, 0
+            customer = rng.choice(people)
             ts = ts + timedelta(seconds=rng.expovariate(1.0 / config.mean_gap_s))
         line_no += 1
-        product = rng.choice(PRODUCTS)
-        event_ts = ts + timedelta(milliseconds=rng.randrange(0, 1000))
-        event = {
-            "event_id": _event_id(rng),
-            "order_id": f"O{config.seed:03d}-{order_no:07d}",
-            "line_no": line_no,
-            "event_ts": _iso(event_ts),
-            "customer_id": current_customer.customer_id,
-            "customer_email": current_customer.email,
-            "country": current_customer.country,
-            "loyalty_member": current_customer.loyalty,
-            "product_id": product.product_id,
-            "coffee_type": product.coffee_type,
-            "roast": product.roast,
-            "size_kg": product.size_kg,
-            "unit_price": product.unit_price,
-            "currency": CURRENCY[current_customer.country],
-            "quantity": rng.choice((1, 1, 1, 2, 2, 3, 4, 6)),
-        }
-        kind, destination = "valid", "raw"
-        if i >= drift_from:
-            event[DRIFT_FIELD] = rng.choice(("WELCOME10", "LOYAL5", None, None))
-            kind = "drift"
-        if i in late:
-            event["event_ts"] = _iso(event_ts - timedelta(hours=rng.uniform(2, 6)))
-            kind = "late"
-        if i in invalid:
-            kind = rng.choice((INVALID_QUANTITY, UNKNOWN_PRODUCT, MISSING_REQUIRED))
-            if kind == INVALID_QUANTITY:
-                event["quantity"] = -rng.randint(1, 5)
-            elif kind == UNKNOWN_PRODUCT:
-                event["product_id"] = f"XXX-{rng.randint(100, 999)}"
-            else:
-                del event[rng.choice(REQUIRED_FIELDS)]
-            destination = f"quarantine:{kind}"
-        key = event.get("order_id", "").encode() or None
-        value = json.dumps(event, separators=(",", ":")).encode()
-        if i in malformed:
-            kind, destination = MALFORMED_JSON, f"quarantine:{MALFORMED_JSON}"
-            value = value[: rng.randrange(5, max(6, len(value) // 2))]  # truncated mid-object
-        message = Message(key, value, kind, destination, event.get("event_id") if destination == "raw" else None)
+        event, event_ts = _order_line(rng, config, order_no, line_no, customer, ts)
+        kind, destination = _with_faults(rng, i, event, event_ts, plan)
+        message = _message(rng, event, kind, destination, i in plan.malformed)
         batch.messages.append(message)
-        if destination == "raw":
-            valid_so_far.append((i, message))
-
-    # Duplicates: the same bytes again, a little later in the stream (a producer retry).
-    n_dup = min(round(n * config.duplicate_rate), len(valid_so_far))
-    after: dict[int, list[Message]] = {}
-    for index, original in rng.sample(valid_so_far, n_dup):
-        position = rng.randrange(index, len(batch.messages))
-        after.setdefault(position, []).append(Message(original.key, original.value, "duplicate", "raw", original.event_id))
-    if after:
-        merged: list[Message] = []
-        for index, message in enumerate(batch.messages):
-            merged.append(message)
-            merged.extend(after.get(index, ()))
-        batch.messages = merged
+        if message.destination == "raw":
+            valid.append((i, message))
+    batch.messages = _with_duplicates(rng, config, batch.messages, valid)
     return batch
