@@ -28,7 +28,7 @@ def parse_parameters(pairs: list[list[str]], words: str = "") -> dict:
     return params
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lakehouse_helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     svc = sub.add_parser("services", help="start, stop or check the embedded services")
@@ -52,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     dep.add_argument("--run", action="store_true", help="start the job and follow it to the end")
     dep.add_argument("--dry-run", action="store_true", help="print every request a deploy would send; send none")
     dep.add_argument("-v", "--verbose", action="store_true", help="log the SDK's requests (the token is never logged)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -62,41 +65,45 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import services
 
+    commands = {"services": _services, "doctor": _doctor, "run": _run, "deploy": _deploy, "bench": _bench,
+                "notebooks": lambda _settings, a: _notebooks(a)}
     try:
-        if args.command == "services":
-            if args.action == "up":
-                services.up(settings, args.names or None)
-            elif args.action == "down":
-                services.down(settings, args.names or None)
-            else:
-                bad = 0
-                for st in services.status(settings):
-                    owner = f"pid {st.pid}" if st.managed else "not started by this project"
-                    print(f"{'UP  ' if st.healthy else 'DOWN'}  {st.name:10s} {st.endpoint:45s} {owner}; {st.detail}")
-                    bad += not st.healthy
-                return 1 if bad else 0
-            return 0
-        if args.command == "doctor":
-            from .doctor import format_checks, run_checks
-
-            checks = run_checks(settings)
-            print(format_checks(checks))
-            return 0 if all(c.ok or not c.required for c in checks) else 1
-        if args.command == "run":
-            return _run(settings, args)
-        if args.command == "notebooks":
-            return _notebooks(args)
-        if args.command == "deploy":
-            return _deploy(settings, args)
-        if args.command == "bench":
-            from .bench import main as bench_main
-
-            return bench_main(settings, events=args.events, small_files=args.small_files, notebooks=args.notebooks,
-                              startup=not args.skip_startup, keep=args.keep)
+        return commands[args.command](settings, args)
     except services.ServiceError as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 1
+
+
+def _services(settings, args) -> int:
+    from . import services
+
+    if args.action == "up":
+        services.up(settings, args.names or None)
+    elif args.action == "down":
+        services.down(settings, args.names or None)
+    else:
+        bad = 0
+        for st in services.status(settings):
+            owner = f"pid {st.pid}" if st.managed else "not started by this project"
+            print(f"{'UP  ' if st.healthy else 'DOWN'}  {st.name:10s} {st.endpoint:45s} {owner}; {st.detail}")
+            bad += not st.healthy
+        return 1 if bad else 0
     return 0
+
+
+def _doctor(settings, args) -> int:
+    from .doctor import format_checks, run_checks
+
+    checks = run_checks(settings)
+    print(format_checks(checks))
+    return 0 if all(c.ok or not c.required for c in checks) else 1
+
+
+def _bench(settings, args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(settings, events=args.events, small_files=args.small_files, notebooks=args.notebooks,
+                      startup=not args.skip_startup, keep=args.keep)
 
 
 def _run(settings, args) -> int:
@@ -162,6 +169,7 @@ def _notebooks(args) -> int:
             print(f"{path.name}: {problem}")
             bad += 1
     return 1 if bad else 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
