@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import logging
 import shlex
 import sys
 
@@ -55,8 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _console_logging() -> None:
+    """The package's progress lines (services started, notebooks run) as plain lines on stdout."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package = logging.getLogger("lakehouse_helpers")
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    package.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _console_logging()
     try:
         settings = load_settings()
     except SettingsError as exc:

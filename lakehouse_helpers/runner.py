@@ -22,6 +22,7 @@ from pathlib import Path
 from .fds import output_to
 from .settings import Settings
 
+log = logging.getLogger(__name__)
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 # A cell that demonstrates an error (nbclient and nbval let it raise; papermill does not know).
 EXPECTED_ERROR_TAG = "raises-exception"
@@ -191,7 +192,6 @@ def run_notebooks(
     only: list[str] | None = None,
     notebooks_dir: Path = NOTEBOOKS_DIR,
     out_dir: Path | None = None,
-    log=print,
 ) -> tuple[Path, list[NotebookResult]]:
     from .memory import MB, PeakMemory
     from .report import read_figures
@@ -210,7 +210,7 @@ def run_notebooks(
     with PeakMemory(settings) as memory:
         for path in paths:
             output = out_dir / path.name
-            log(f"running {path.name} {params[path.name] or ''}".rstrip())
+            log.info(f"running {path.name} {params[path.name] or ''}".rstrip())
             start = time.monotonic()
             memory.section()
             with output_to(kernel_log(settings)):  # what kernels print themselves: kept, not shown

@@ -67,7 +67,7 @@ def settings(test_env):
 def stack(settings):
     """The embedded services for this test session, healthy."""
     already = {st.name for st in services.status(settings) if st.managed and st.healthy}
-    services.up(settings, log=lambda *_: None)
+    services.up(settings)
     settings = settings.replace()  # picks up the S3 keys generated on first start
     yield settings
     from lakehouse_helpers.spark import stop_spark
@@ -75,7 +75,7 @@ def stack(settings):
     stop_spark()  # before its server stops: a session cannot be released after that
     started = [name for name in services.SERVICES if name not in already]
     if started and not os.environ.get("LAKEHOUSE_KEEP_TEST_SERVICES"):
-        services.down(settings, started, log=lambda *_: None)
+        services.down(settings, started)
 
 
 @pytest.fixture

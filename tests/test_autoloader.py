@@ -401,11 +401,11 @@ def test_run_with_restarts(spark, local):
     write_json(local, "src/b.json", [{"id": 2, "x": 1}])
     write_json(local, "src/c.json", [{"id": 3, "y": 1}])
     s.kwargs["max_files_per_trigger"] = 1
-    assert al.run_with_restarts(s.start, max_restarts=3, log=lambda *_: None) == 2
+    assert al.run_with_restarts(s.start, max_restarts=3) == 2
     assert s.versions() == [0, 1, 2]
     write_json(local, "src/d.json", [{"id": 4, "z": 1}])
     with pytest.raises(Exception, match="UNKNOWN_FIELD_EXCEPTION"):
-        al.run_with_restarts(s.start, max_restarts=0, log=lambda *_: None)
+        al.run_with_restarts(s.start, max_restarts=0)
 
 
 def test_bad_options(spark, stack, local):

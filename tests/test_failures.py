@@ -82,7 +82,7 @@ def test_a_port_taken_by_someone_else_is_named_with_its_fix(settings, tmp_path):
         port = sock.getsockname()[1]
         taken = settings.replace(state_dir=tmp_path / "state", metastore_port=port)
         with pytest.raises(ServiceError) as info:
-            services.up(taken, ["metastore"], log=lambda *_: None)
+            services.up(taken, ["metastore"])
     err = info.value
     assert (err.service, err.address) == ("metastore", f"127.0.0.1:{port}")
     assert "LAKEHOUSE_PROFILE=external" in err.fix and "is taken" in str(err)

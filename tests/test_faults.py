@@ -309,7 +309,7 @@ def test_the_metastore_down_is_named_with_its_fix_and_recovers(spark, stack, obs
     from lakehouse_helpers.doctor import run_checks
 
     assert _catalog_query(spark, 60).get("rows", 0) >= 1
-    services.down(stack, ["metastore"], log=lambda *_: None)
+    services.down(stack, ["metastore"])
     try:
         start = time.monotonic()
         with pytest.raises(services.ServiceError) as info:
@@ -318,7 +318,7 @@ def test_the_metastore_down_is_named_with_its_fix_and_recovers(spark, stack, obs
         doctor = next(c for c in run_checks(stack) if c.name.startswith("metastore"))
         during = _catalog_query(spark, 60)
     finally:
-        restarted = services.up(stack, ["metastore"], log=lambda *_: None)
+        restarted = services.up(stack, ["metastore"])
     after = _catalog_query(spark, 60)
     rounds, stale = _catalog_writes_until_clean(spark)
     message = str(info.value)

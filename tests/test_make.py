@@ -194,3 +194,13 @@ def test_the_makefile_refuses_an_unsupported_python_with_the_versions_and_the_fi
     refused = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
     assert refused.returncode == 1
     assert "Python 3.11 or 3.12 is needed" in refused.stderr and "conda env create" in refused.stderr
+
+
+def test_the_cli_shows_the_package_progress_lines_on_stdout(tmp_path):
+    # Library code logs; the CLI (what `make services-up` and `make run` call) shows those lines.
+    env = {**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}
+    out = subprocess.run([sys.executable, "-m", "lakehouse_helpers", "services", "down", "kafka", "s3"],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    # Stopped in the reverse of the start order.
+    assert out.stdout.splitlines() == ["s3         not started by this project", "kafka      not started by this project"]

@@ -85,7 +85,7 @@ def first_run(stack, test_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("nbrun")
     settings, env = isolated_run(stack, test_env, folder)
     with environ(env):
-        out_dir, results = run_notebooks(settings, SMALL, out_dir=folder / "run1", log=lambda *_: None)
+        out_dir, results = run_notebooks(settings, SMALL, out_dir=folder / "run1")
     return settings, env, folder, out_dir, results
 
 
@@ -162,7 +162,7 @@ def test_second_run_adds_nothing(first_run, spark, observed):
     settings, env, folder, _, first = first_run
     tables_before = catalog.fingerprints(spark, settings)
     with environ(env):
-        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05", "06", "07"], out_dir=folder / "run2", log=lambda *_: None)
+        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05", "06", "07"], out_dir=folder / "run2")
     assert [r.status for r in results] == ["ok"] * 7, [r.error for r in results]
     tables_after = catalog.fingerprints(spark, settings)
     observed(f"{len(tables_before)} tables, {sum(tables_after.get(t) != v for t, v in tables_before.items())} changed; "
@@ -190,7 +190,7 @@ def test_a_new_batch_grows_silver_by_its_new_valid_events(first_run):
     settings, env, folder, _, first = first_run
     second = {**SMALL, "seed": 8}
     with environ(env):
-        _, results = run_notebooks(settings, second, only=["01", "02", "03", "04", "05", "06"], out_dir=folder / "run3", log=lambda *_: None)
+        _, results = run_notebooks(settings, second, only=["01", "02", "03", "04", "05", "06"], out_dir=folder / "run3")
     assert [r.status for r in results] == ["ok"] * 6, [r.error for r in results]
     f, before = _figures(results), _figures(first)
     new_events = generate(GeneratorConfig(**second)).expected["distinct_valid_events"]
@@ -204,7 +204,7 @@ def test_high_fault_rates_reconcile_exactly(stack, test_env, tmp_path):
     settings, env = isolated_run(stack, test_env, tmp_path)
     with environ(env):
         _, results = run_notebooks(settings, HIGH_FAULTS, only=["00", "01", "02", "03", "04", "05", "06"],
-                                   out_dir=tmp_path / "run", log=lambda *_: None)
+                                   out_dir=tmp_path / "run")
     assert [r.status for r in results] == ["ok"] * len(results), [r.error for r in results]
     f = _figures(results)
     assert f["02"]["quarantine_rows"] == generate(GeneratorConfig(**HIGH_FAULTS)).expected["quarantine"]
@@ -224,7 +224,7 @@ def test_a_failing_notebook_is_named_with_its_cell(stack, tmp_path):
     }
     (nb_dir / "00_ok_then_fail.ipynb").write_text(json.dumps(nb))
     (nb_dir / "01_never_runs.ipynb").write_text(json.dumps(nb))
-    _, results = run_notebooks(stack, notebooks_dir=nb_dir, out_dir=tmp_path / "out", log=lambda *_: None)
+    _, results = run_notebooks(stack, notebooks_dir=nb_dir, out_dir=tmp_path / "out")
     assert len(results) == 1 and results[0].status == "failed"
     assert "cell 1" in results[0].error and "broken on purpose" in results[0].error
 
@@ -315,7 +315,7 @@ def test_spark_notebooks_also_run_in_classic_mode(stack, test_env, tmp_path, cap
     env = {**env, "LAKEHOUSE_SPARK_MODE": "classic"}
     with environ(env):
         _, results = run_notebooks(settings.replace(spark_mode="classic"), SMALL, only=["01", "02"],
-                                   out_dir=tmp_path / "run", log=lambda *_: None)
+                                   out_dir=tmp_path / "run")
     assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
     assert _figures(results)["02"]["raw_rows"] == generate(GeneratorConfig(**SMALL)).expected["raw"]
     terminal = "".join(capfd.readouterr())

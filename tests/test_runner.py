@@ -124,16 +124,16 @@ def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
 def test_latest_points_at_the_newest_complete_run_only(tiny, tmp_path):
     settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
     runs = settings.state_dir / "runs"
-    complete, results = run_notebooks(settings, notebooks_dir=tiny, log=lambda *_: None)
+    complete, results = run_notebooks(settings, notebooks_dir=tiny)
     assert [r.status for r in results] == ["ok", "ok"] and run_kind(complete) == "complete"
     assert (runs / "latest").resolve() == complete.resolve()
 
-    partial, _ = run_notebooks(settings, {"label": "y"}, only=["01"], notebooks_dir=tiny, log=lambda *_: None)
+    partial, _ = run_notebooks(settings, {"label": "y"}, only=["01"], notebooks_dir=tiny)
     assert partial.name.endswith("-partial") and run_kind(partial) == "partial"
     summary = json.loads((partial / "summary.json").read_text())
     assert summary["parameters"] == {"label": "y"} and [n["notebook"] for n in summary["notebooks"]] == ["01_second.ipynb"]
 
-    failed, results = run_notebooks(settings, {"n": -1}, notebooks_dir=tiny, log=lambda *_: None)
+    failed, results = run_notebooks(settings, {"n": -1}, notebooks_dir=tiny)
     assert failed.name.endswith("-failed") and run_kind(failed) == "failed"
     assert results[0].status == "failed" and "must not be negative" in results[0].error
     assert Path(results[0].output).parent == failed and Path(results[0].output).exists()
@@ -164,7 +164,7 @@ def test_what_kernels_and_their_children_print_goes_to_a_log_not_the_terminal(tm
     body = "import os, subprocess\nos.write(2, b'kernel-noise\\n')\nsubprocess.run(['sh', '-c', 'echo child-noise >&2'])"
     (folder / "00_noisy.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
     settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
-    _, results = run_notebooks(settings, notebooks_dir=folder, log=lambda *_: None)
+    _, results = run_notebooks(settings, notebooks_dir=folder)
     assert results[0].status == "ok"
     terminal = "".join(capfd.readouterr())
     assert "noise" not in terminal, terminal
@@ -181,7 +181,7 @@ def test_each_notebook_records_the_peak_memory_of_the_stack_including_its_childr
     (folder / "00_hog.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", hog)))
     (folder / "01_light.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", "print(n)")))
     settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
-    out_dir, results = run_notebooks(settings, notebooks_dir=folder, log=lambda *_: None)
+    out_dir, results = run_notebooks(settings, notebooks_dir=folder)
     hog_peak, light_peak = (r.peak_memory_mb for r in results)
     assert hog_peak >= light_peak + 350, (hog_peak, light_peak)
     summary = json.loads((out_dir / "summary.json").read_text())
@@ -198,7 +198,7 @@ def test_a_failed_spark_cell_is_named_by_its_code_without_the_jvm_trace(tmp_path
             "raise RuntimeError(message)")
     (folder / "00_fails.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
     settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
-    _, results = run_notebooks(settings, notebooks_dir=folder, log=lambda *_: None)
+    _, results = run_notebooks(settings, notebooks_dir=folder)
     error = results[0].error
     assert results[0].status == "failed" and "message = " in error and "Not enough memory to broadcast." in error
     assert "JVM stacktrace" not in error and "at org.apache" not in error and "NBVAL" not in error

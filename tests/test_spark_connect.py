@@ -40,9 +40,9 @@ def second_server(stack, tmp_path_factory):
     local_connect_token(state, create=True)
     other = stack.replace(state_dir=state, spark_connect_port=stack.spark_connect_port + 100,
                           spark_ui_port=stack.spark_ui_port + 1)
-    services.up(other, ["spark"], log=lambda *_: None)
+    services.up(other, ["spark"])
     yield other
-    services.down(other, ["spark"], log=lambda *_: None)
+    services.down(other, ["spark"])
 
 
 def _env(settings, **extra) -> dict[str, str]:
@@ -122,7 +122,7 @@ def test_a_killed_server_is_named_with_its_fix_and_starts_again(second_server):
         get_spark(second_server)
     assert time.monotonic() - start < 10
     assert "Spark Connect server" in str(info.value) and "make services-up" in str(info.value)
-    (status,) = services.up(second_server, ["spark"], log=lambda *_: None)
+    (status,) = services.up(second_server, ["spark"])
     assert status.healthy and status.pid != pid
     code = "from lakehouse_helpers import get_spark\nprint('ROWS', get_spark().range(4).count())\n"
     assert "ROWS 4" in _python(code, _env(second_server))

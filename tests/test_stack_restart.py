@@ -53,9 +53,9 @@ def test_data_survives_down_then_up(stack, spark, test_env, unique_name):
     from lakehouse_helpers.spark import stop_spark
 
     stop_spark()  # its metastore connection would not survive the restart
-    services.down(stack, log=lambda *_: None)
+    services.down(stack)
     assert not any(st.healthy for st in services.status(stack))
-    services.up(stack, log=lambda *_: None)
+    services.up(stack)
 
     assert [r["i"] for r in _consume_all(stack, topic)] == list(range(100))
     body = storage.s3_client(stack).get_object(Bucket=stack.s3_bucket, Key=key)["Body"].read()
@@ -68,7 +68,7 @@ def test_data_survives_down_then_up(stack, spark, test_env, unique_name):
 
 def test_up_is_idempotent_and_reuses_healthy_services(stack):
     before = {st.name: st.pid for st in services.status(stack)}
-    statuses = services.up(stack, log=lambda *_: None)
+    statuses = services.up(stack)
     assert {st.name: st.pid for st in statuses} == before
     assert all(st.healthy and st.start_seconds == 0.0 for st in statuses)
 
@@ -76,8 +76,8 @@ def test_up_is_idempotent_and_reuses_healthy_services(stack):
 def test_stale_pid_file_is_cleaned(stack, tmp_path):
     """A pid file left by a crash (process gone) does not block `up`."""
     pid_file = stack.services_dir / "metastore" / "service.pid"
-    services.down(stack, ["metastore"], log=lambda *_: None)
+    services.down(stack, ["metastore"])
     pid_file.write_text("999999")  # no such process
-    statuses = services.up(stack, ["metastore"], log=lambda *_: None)
+    statuses = services.up(stack, ["metastore"])
     assert statuses[0].healthy
     assert int(pid_file.read_text()) == statuses[0].pid != 999999

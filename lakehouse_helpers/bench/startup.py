@@ -64,14 +64,14 @@ def spark_start() -> dict:
 def services_start(settings: Settings) -> dict:
     """Cold start (after `down`: this restarts the stack), warm `up` and the services' memory."""
     figures: dict = {"jar_cache_mb": round(jvm.cache_size_bytes(settings) / 1e6)}
-    services.down(settings, log=lambda *_: None)
+    services.down(settings)
     t = time.monotonic()
-    statuses = services.up(settings, log=lambda *_: None)
+    statuses = services.up(settings)
     figures["services_cold_start_s"] = round(time.monotonic() - t, 1)
     for st in statuses:
         figures[f"{st.name}_start_s"] = round(st.start_seconds or 0, 1)
     t = time.monotonic()
-    services.up(settings, log=lambda *_: None)
+    services.up(settings)
     figures["services_warm_up_s"] = round(time.monotonic() - t, 2)
     figures["services_rss_mb"] = round(sum(_rss_mb(st.pid) for st in statuses if st.pid))
     return figures
@@ -100,7 +100,7 @@ def workbook(settings: Settings, mode: str) -> dict:
     os.environ.update(env)  # the notebook kernels inherit it
     try:
         start = time.monotonic()
-        _, results = run_notebooks(run_settings, out_dir=settings.state_dir / "bench" / f"runs-{run}", log=lambda *_: None)
+        _, results = run_notebooks(run_settings, out_dir=settings.state_dir / "bench" / f"runs-{run}")
         seconds = time.monotonic() - start
     finally:
         os.environ.clear()

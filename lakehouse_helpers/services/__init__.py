@@ -9,6 +9,7 @@ In the `external` and `databricks` profiles nothing starts: `check` only probes 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from ..settings import Settings
 from . import kafka, metastore, s3, spark_connect
 from ._plugin import ServicePlugin
 from ._process import ServiceError, pid_alive, port_open, read_pid, spawn, stop, wait_until
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ServiceError", "ServicePlugin", "ServiceStatus", "SERVICES", "up", "down", "status", "check"]
 
@@ -65,7 +68,7 @@ def _names(names) -> list[str]:
     return names
 
 
-def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
+def up(settings: Settings, names=None) -> list[ServiceStatus]:
     """Start the embedded services that are not already healthy, wait for all, return status."""
     if not settings.embedded:
         raise ServiceError(
@@ -82,17 +85,17 @@ def up(settings: Settings, names=None, log=print) -> list[ServiceStatus]:
     # Start all first, then wait: the JVMs start in parallel.
     pending = []
     for name in names:
-        started = _start(settings, name, log)
+        started = _start(settings, name)
         if isinstance(started, ServiceStatus):
             results[name] = started
         else:
             pending.append(started)
     for name, proc, pid, since in pending:
-        results[name] = _await(settings, name, proc, pid, since, log)
+        results[name] = _await(settings, name, proc, pid, since)
     return [results[n] for n in names]
 
 
-def _start(settings: Settings, name: str, log) -> ServiceStatus | tuple:
+def _start(settings: Settings, name: str) -> ServiceStatus | tuple:
     """Reuse the service when this project already runs it (its status if healthy), else start
     it; what to wait on: (name, process or None, pid, start time)."""
     svc = SERVICES[name]
@@ -105,7 +108,7 @@ def _start(settings: Settings, name: str, log) -> ServiceStatus | tuple:
             svc.check(settings)
             svc.after_start(settings)  # idempotent: bucket / topic may have been deleted
             detail = svc.check(settings)
-            log(f"{name:10s} already up ({detail})")
+            log.info("%-10s already up (%s)", name, detail)
             return ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, 0.0)
         except ServiceError:
             return name, None, pid, time.monotonic()  # alive but not healthy yet (still starting)
@@ -124,7 +127,7 @@ def _start(settings: Settings, name: str, log) -> ServiceStatus | tuple:
     return name, proc, proc.pid, time.monotonic()
 
 
-def _await(settings: Settings, name: str, proc, pid: int, since: float, log) -> ServiceStatus:
+def _await(settings: Settings, name: str, proc, pid: int, since: float) -> ServiceStatus:
     """Wait until the service is healthy, then run its set-up; a failure names the log."""
     svc = SERVICES[name]
     _, log_file, _ = _paths(settings, name)
@@ -146,21 +149,21 @@ def _await(settings: Settings, name: str, proc, pid: int, since: float, log) -> 
         ) from None
     elapsed = time.monotonic() - since
     detail = svc.check(settings)
-    log(f"{name:10s} up in {elapsed:4.1f}s  {svc.endpoint(settings)}  (log: {log_file})")
+    log.info("%-10s up in %4.1fs  %s  (log: %s)", name, elapsed, svc.endpoint(settings), log_file)
     return ServiceStatus(name, svc.endpoint(settings), True, pid, True, detail, elapsed)
 
 
-def down(settings: Settings, names=None, log=print) -> None:
+def down(settings: Settings, names=None) -> None:
     """Stop the services this project started (pid files); never anything else."""
     for name in reversed(_names(names)):
         _, _, pid_file = _paths(settings, name)
         pid = read_pid(pid_file)
         if pid is None:
-            log(f"{name:10s} not started by this project")
+            log.info("%-10s not started by this project", name)
             continue
         stop(pid, _marker(settings, name))
         pid_file.unlink(missing_ok=True)
-        log(f"{name:10s} stopped")
+        log.info("%-10s stopped", name)
 
 
 def status(settings: Settings) -> list[ServiceStatus]:
