@@ -160,6 +160,37 @@ def test_delivery_failures_are_counted_and_raised(stack, unique_name):
     assert load_manifests(s) == []  # a failed batch is not recorded as produced
 
 
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_a_re_run_after_a_partial_send_sends_exactly_the_rest(stack, unique_name, tmp_path, monkeypatch, partitions):
+    """A send that stopped part-way fails loudly; the re-run sends exactly the missing messages,
+    exact duplicates, malformed ones and keyless ones included (compared byte for byte)."""
+    from collections import Counter
+
+    from lakehouse_helpers import produce as producing
+    from lakehouse_helpers import services
+
+    s = stack.replace(kafka_topic=f"partial.{unique_name}", data_dir_override=str(tmp_path / "data"))
+    services.kafka.ensure_topic(s, s.kafka_topic, partitions=partitions)
+    batch = generate(events=3000, seed=6, duplicate_rate=0.1, malformed_rate=0.05, invalid_rate=0.1)
+    whole = producing._send_all
+
+    def first_part_only(producer, topic, messages, *args):  # as if the broker died after 1,000
+        delivered, errors = whole(producer, topic, messages[:1000], *args)
+        return delivered, [*errors, "broker gone"]
+
+    monkeypatch.setattr(producing, "_send_all", first_part_only)
+    with pytest.raises(producing.ProduceError, match=r"2\d{3} of \d+ messages were not delivered, 1000 were"):
+        producing.produce(s, batch, progress=False)
+    monkeypatch.setattr(producing, "_send_all", whole)
+    rerun = producing.produce(s, batch, progress=False)
+    assert (rerun.resumed, rerun.sent, rerun.failed) == (1000, len(batch.messages) - 1000, 0)
+    assert producing._end_offset(s, s.kafka_topic) == len(batch.messages)  # nothing more in the topic
+    records = _read_topic(s, s.kafka_topic, len(batch.messages))
+    held = Counter((r.key, r.value) for got in records.values() for r in got)
+    assert held == Counter((m.key, m.value) for m in batch.messages)  # each message once, duplicates twice
+    assert producing.produce(s, batch, progress=False).skipped  # and recorded as produced
+
+
 def _read_topic(settings, topic: str, expect: int) -> dict[int, list]:
     """Every record of the topic, per partition, in offset order."""
     from kafka import KafkaConsumer, TopicPartition
