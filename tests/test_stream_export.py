@@ -143,6 +143,41 @@ def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_se
     assert not spark.streams.active  # the notebook's stream was stopped, not left running
 
 
+def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spark, export_settings, unique_name):
+    """A notebook cell interrupted while its live stream ran leaves the query running in the
+    session; the next run (another cell, the same kernel) stops it first instead of failing on the
+    query's name, and every message still lands once."""
+    import os
+    import threading
+    import time
+    from pathlib import Path
+
+    from lakehouse_helpers.produce import produce
+    from lakehouse_helpers.stream import run_stream, table_counts
+
+    s = export_settings.replace(kafka_topic=f"left.{unique_name}")
+    batch = generate(events=200, seed=12)
+    produce(s, batch, progress=False)
+    left: dict = {}
+    thread = threading.Thread(target=lambda: left.update(result=run_stream(
+        spark, s, mode="live", live_seconds=600, trigger_interval="1 second")), daemon=True)
+    thread.start()
+    commits = Path(layout.checkpoint(s, "raw_orders")) / "commits"
+    deadline = time.monotonic() + 120
+    while not any(commits.glob("[0-9]*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(commits.glob("[0-9]*")), "the live run committed no batch within 120 s"
+    messages = []
+    result = run_stream(spark, s, log=messages.append)
+    thread.join(30)
+    earlier = result.earlier
+    assert earlier is not None and (earlier.outcome, earlier.mode, earlier.pid) == ("stopped", "live", os.getpid()), messages
+    assert not thread.is_alive() and left["result"].input_rows == len(batch.messages)  # it ended cleanly
+    counts = table_counts(spark, s)
+    assert counts["raw"] == batch.expected["raw"] and counts["quarantine"] == batch.expected["quarantine"]
+    assert not spark.streams.active
+
+
 def test_delivery_failures_are_counted_and_raised(stack, unique_name):
     from lakehouse_helpers.events import Batch, GeneratorConfig, Message
     from lakehouse_helpers.produce import ProduceError, load_manifests, produce
