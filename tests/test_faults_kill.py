@@ -98,7 +98,7 @@ def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake
     topic = _topic_size(lake)
     earlier = rerun.earlier
     observed(f"process killed after {killed_after:.1f} s with batches {commits[-1]} committed, {offsets[-1]} "
-             f"running; a second run meanwhile: {str(busy.value)[:70]}...; re-run: the dead process's query "
+             f"running; a second run meanwhile refused ({str(busy.value).split(', ')[1]}); re-run: the dead process's query "
              f"{earlier.outcome if earlier else 'NOT FOUND'} after {earlier.seconds if earlier else 0} s, then "
              f"{rerun.batches} batches ({rerun.input_rows} rows); raw {raw} ({raw_distinct} distinct), "
              f"quarantine {quar} ({quar_distinct} distinct), in both {len(raw_coords & quar_coords)}, topic {topic}")
