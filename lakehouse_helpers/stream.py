@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from . import layout, services
+from . import layout, services, stream_owner
 from .events import (
     INVALID_QUANTITY,
     MALFORMED_JSON,
@@ -24,6 +24,7 @@ from .events import (
     UNKNOWN_PRODUCT,
 )
 from .settings import Settings
+from .stream_owner import EarlierRun, StreamBusy  # noqa: F401 - part of this module's API
 
 EVENT_FIELDS = [
     ("event_id", "string"),
@@ -211,6 +212,13 @@ def require_checkpoint(spark, settings: Settings, topic: str | None = None) -> N
         )
 
 
+def claim_checkpoint(spark, settings: Settings, mode: str, wait_s: float = stream_owner.WAIT_S, log=print):
+    """Before a run starts: a run of this checkpoint that a dead kernel left on the Spark server is
+    waited for (availableNow, up to `wait_s`) or stopped; one of a live process raises StreamBusy.
+    Then this session is recorded as the checkpoint's runner. Returns the earlier run, if any."""
+    return stream_owner.claim(spark, settings, QUERY_NAME, mode, wait_s, log)
+
+
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be 'availableNow' or 'live', got {mode!r}")
@@ -247,6 +255,7 @@ class StreamResult:
     raw_rows_added: int
     quarantine_rows_added: int
     progress: list[dict] = field(default_factory=list)
+    earlier: EarlierRun | None = None  # a run still active at the start, waited for or stopped first
 
     @property
     def rows_per_second(self) -> float:
@@ -278,14 +287,18 @@ def run_stream(
     max_offsets_per_trigger: int | None = None,
     topic: str | None = None,
     on_progress=None,
+    wait_s: float = stream_owner.WAIT_S,
+    log=print,
 ) -> StreamResult:
     """Kafka -> raw + quarantine, the same steps notebook 02 shows. `availableNow` processes
-    everything available and stops; `live` runs for `live_seconds` and then stops cleanly."""
+    everything available and stops; `live` runs for `live_seconds` and then stops cleanly.
+    A run a dead kernel left behind is settled first (`claim_checkpoint`, `wait_s`, `log`)."""
     check_mode(mode)
     services.require(settings, "kafka")
     ensure_tables(spark, settings)
     topic = topic or settings.kafka_topic
     require_checkpoint(spark, settings, topic)
+    earlier = claim_checkpoint(spark, settings, mode, wait_s, log)
     kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic, max_offsets_per_trigger)).load()
     writer = (
         kafka.writeStream.queryName(QUERY_NAME)
@@ -305,7 +318,9 @@ def run_stream(
         progress = watch(query, live_seconds, on_progress)
     if query.exception() is not None:
         raise query.exception()
-    return summarize(mode, progress, time.monotonic() - start, before, row_counts(spark, settings))
+    result = summarize(mode, progress, time.monotonic() - start, before, row_counts(spark, settings))
+    result.earlier = earlier
+    return result
 
 
 def input_rows(progress) -> int:

@@ -88,6 +88,12 @@ def spark(stack):
 
 
 @pytest.fixture
+def lake(stack, tmp_path, unique_name):
+    """Settings of a private data folder (tables, checkpoints) and topic for one test."""
+    return stack.replace(data_dir_override=str(tmp_path / "data"), kafka_topic=f"faults.{unique_name}")
+
+
+@pytest.fixture
 def closed_port() -> int:
     """A port nothing listens on (bound then released)."""
     with socket.socket() as sock:

@@ -24,12 +24,6 @@ pytestmark = [pytest.mark.services, pytest.mark.spark]
 CLEAN = {"malformed_rate": 0, "invalid_rate": 0, "duplicate_rate": 0}
 
 
-@pytest.fixture
-def lake(stack, tmp_path, unique_name):
-    """Settings of a private data folder (tables, checkpoints) and topic for one test."""
-    return stack.replace(data_dir_override=str(tmp_path / "data"), kafka_topic=f"faults.{unique_name}")
-
-
 def _send_raw(settings, values: list[bytes]) -> list[int]:
     """Send `values` as they are (no JSON encoding) with kafka-python; their offsets, in order."""
     from kafka import KafkaProducer

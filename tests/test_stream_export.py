@@ -143,6 +143,41 @@ def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_se
     assert not spark.streams.active  # the notebook's stream was stopped, not left running
 
 
+def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spark, export_settings, unique_name):
+    """A notebook cell interrupted while its live stream ran leaves the query running in the
+    session; the next run (another cell, the same kernel) stops it first instead of failing on the
+    query's name, and every message still lands once."""
+    import os
+    import threading
+    import time
+    from pathlib import Path
+
+    from lakehouse_helpers.produce import produce
+    from lakehouse_helpers.stream import run_stream, table_counts
+
+    s = export_settings.replace(kafka_topic=f"left.{unique_name}")
+    batch = generate(events=200, seed=12)
+    produce(s, batch, progress=False)
+    left: dict = {}
+    thread = threading.Thread(target=lambda: left.update(result=run_stream(
+        spark, s, mode="live", live_seconds=600, trigger_interval="1 second")), daemon=True)
+    thread.start()
+    commits = Path(layout.checkpoint(s, "raw_orders")) / "commits"
+    deadline = time.monotonic() + 120
+    while not any(commits.glob("[0-9]*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(commits.glob("[0-9]*")), "the live run committed no batch within 120 s"
+    messages = []
+    result = run_stream(spark, s, log=messages.append)
+    thread.join(30)
+    earlier = result.earlier
+    assert earlier is not None and (earlier.outcome, earlier.mode, earlier.pid) == ("stopped", "live", os.getpid()), messages
+    assert not thread.is_alive() and left["result"].input_rows == len(batch.messages)  # it ended cleanly
+    counts = table_counts(spark, s)
+    assert counts["raw"] == batch.expected["raw"] and counts["quarantine"] == batch.expected["quarantine"]
+    assert not spark.streams.active
+
+
 def test_delivery_failures_are_counted_and_raised(stack, unique_name):
     from lakehouse_helpers.events import Batch, GeneratorConfig, Message
     from lakehouse_helpers.produce import ProduceError, load_manifests, produce
@@ -158,6 +193,37 @@ def test_delivery_failures_are_counted_and_raised(stack, unique_name):
         produce(s, batch, progress=False)
     assert "MessageSizeTooLarge" in str(info.value)
     assert load_manifests(s) == []  # a failed batch is not recorded as produced
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_a_re_run_after_a_partial_send_sends_exactly_the_rest(stack, unique_name, tmp_path, monkeypatch, partitions):
+    """A send that stopped part-way fails loudly; the re-run sends exactly the missing messages,
+    exact duplicates, malformed ones and keyless ones included (compared byte for byte)."""
+    from collections import Counter
+
+    from lakehouse_helpers import produce as producing
+    from lakehouse_helpers import services
+
+    s = stack.replace(kafka_topic=f"partial.{unique_name}", data_dir_override=str(tmp_path / "data"))
+    services.kafka.ensure_topic(s, s.kafka_topic, partitions=partitions)
+    batch = generate(events=3000, seed=6, duplicate_rate=0.1, malformed_rate=0.05, invalid_rate=0.1)
+    whole = producing._send_all
+
+    def first_part_only(producer, topic, messages, *args):  # as if the broker died after 1,000
+        delivered, errors = whole(producer, topic, messages[:1000], *args)
+        return delivered, [*errors, "broker gone"]
+
+    monkeypatch.setattr(producing, "_send_all", first_part_only)
+    with pytest.raises(producing.ProduceError, match=r"2\d{3} of \d+ messages were not delivered, 1000 were"):
+        producing.produce(s, batch, progress=False)
+    monkeypatch.setattr(producing, "_send_all", whole)
+    rerun = producing.produce(s, batch, progress=False)
+    assert (rerun.resumed, rerun.sent, rerun.failed) == (1000, len(batch.messages) - 1000, 0)
+    assert producing._end_offset(s, s.kafka_topic) == len(batch.messages)  # nothing more in the topic
+    records = _read_topic(s, s.kafka_topic, len(batch.messages))
+    held = Counter((r.key, r.value) for got in records.values() for r in got)
+    assert held == Counter((m.key, m.value) for m in batch.messages)  # each message once, duplicates twice
+    assert producing.produce(s, batch, progress=False).skipped  # and recorded as produced
 
 
 def _read_topic(settings, topic: str, expect: int) -> dict[int, list]:
