@@ -212,11 +212,11 @@ def require_checkpoint(spark, settings: Settings, topic: str | None = None) -> N
         )
 
 
-def claim_checkpoint(spark, settings: Settings, mode: str, wait_s: float = stream_owner.WAIT_S, log=print):
+def claim_checkpoint(spark, settings: Settings, mode: str, wait_s: float = stream_owner.WAIT_S):
     """Before a run starts: a run of this checkpoint that a dead kernel left on the Spark server is
     waited for (availableNow, up to `wait_s`) or stopped; one of a live process raises StreamBusy.
     Then this session is recorded as the checkpoint's runner. Returns the earlier run, if any."""
-    return stream_owner.claim(spark, settings, QUERY_NAME, mode, wait_s, log)
+    return stream_owner.claim(spark, settings, QUERY_NAME, mode, wait_s)
 
 
 def check_mode(mode: str) -> None:
@@ -288,17 +288,16 @@ def run_stream(
     topic: str | None = None,
     on_progress=None,
     wait_s: float = stream_owner.WAIT_S,
-    log=print,
 ) -> StreamResult:
     """Kafka -> raw + quarantine, the same steps notebook 02 shows. `availableNow` processes
     everything available and stops; `live` runs for `live_seconds` and then stops cleanly.
-    A run a dead kernel left behind is settled first (`claim_checkpoint`, `wait_s`, `log`)."""
+    A run a dead kernel left behind is settled first (`claim_checkpoint`, `wait_s`)."""
     check_mode(mode)
     services.require(settings, "kafka")
     ensure_tables(spark, settings)
     topic = topic or settings.kafka_topic
     require_checkpoint(spark, settings, topic)
-    earlier = claim_checkpoint(spark, settings, mode, wait_s, log)
+    earlier = claim_checkpoint(spark, settings, mode, wait_s)
     kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic, max_offsets_per_trigger)).load()
     writer = (
         kafka.writeStream.queryName(QUERY_NAME)

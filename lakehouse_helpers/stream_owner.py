@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from . import layout
 from .settings import Settings
 
+log = logging.getLogger(__name__)
 WAIT_S = 120.0  # how long a re-run waits for a dead kernel's availableNow run to finish
 
 
@@ -99,7 +101,7 @@ def _attach(settings: Settings, session_id: str):
     return SparkSession(connection=f"{url};session_id={session_id}")
 
 
-def claim(spark, settings: Settings, name: str, mode: str, wait_s: float = WAIT_S, log=print) -> EarlierRun | None:
+def claim(spark, settings: Settings, name: str, mode: str, wait_s: float = WAIT_S) -> EarlierRun | None:
     """Settle an earlier run of checkpoint `name` that is still active (see the module's doc), then
     record this session as the checkpoint's runner. Returns what was found, or None."""
     if settings.profile == "databricks":
@@ -107,7 +109,7 @@ def claim(spark, settings: Settings, name: str, mode: str, wait_s: float = WAIT_
     path = run_file(settings, name)
     earlier = json.loads(path.read_text()) if path.is_file() else None
     query_id = _query_id(settings, name)
-    found = _settle(spark, settings, earlier, query_id, wait_s, log) if earlier and query_id else None
+    found = _settle(spark, settings, earlier, query_id, wait_s) if earlier and query_id else None
     record = {"session": _session_id(spark), "pid": os.getpid(), "started": _process_start(os.getpid()),
               "host": socket.gethostname(), "mode": mode, "at": time.time()}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +119,7 @@ def claim(spark, settings: Settings, name: str, mode: str, wait_s: float = WAIT_
     return found
 
 
-def _settle(spark, settings: Settings, earlier: dict, query_id: str, wait_s: float, log) -> EarlierRun | None:
+def _settle(spark, settings: Settings, earlier: dict, query_id: str, wait_s: float) -> EarlierRun | None:
     """Find the recorded run's query in its session (this one, or re-attached) and settle it."""
     from pyspark.errors import PySparkException
 
@@ -132,26 +134,26 @@ def _settle(spark, settings: Settings, earlier: dict, query_id: str, wait_s: flo
         try:
             session = _attach(settings, earlier["session"])
         except PySparkException as exc:
-            log(f"The earlier run's session cannot be reached ({str(exc).splitlines()[0][:120]}).")
+            log.info(f"The earlier run's session cannot be reached ({str(exc).splitlines()[0][:120]}).")
             return None
     if session is None:
         return None
     try:
-        return _finish_or_stop(session, session is not spark, earlier, query_id, owner, wait_s, log)
+        return _finish_or_stop(session, session is not spark, earlier, query_id, owner, wait_s)
     finally:
         if session is not spark:
             session.release_session_on_close = owner == "exited"  # a live process's session is not ours to end
             session.stop()
 
 
-def _finish_or_stop(session, attached: bool, earlier: dict, query_id: str, owner: str, wait_s: float, log):
+def _finish_or_stop(session, attached: bool, earlier: dict, query_id: str, owner: str, wait_s: float):
     """Wait for (availableNow) or stop the earlier run in `session`; refuse if its process lives."""
     from pyspark.errors import PySparkException
 
     try:
         query = session.streams.get(query_id)
     except PySparkException as exc:  # the session was closed: its queries were stopped with it
-        log(f"The earlier run's session is closed ({str(exc).splitlines()[0][:120]}).")
+        log.info(f"The earlier run's session is closed ({str(exc).splitlines()[0][:120]}).")
         return None
     if query is None or not query.isActive:
         return None
@@ -167,13 +169,13 @@ def _finish_or_stop(session, attached: bool, earlier: dict, query_id: str, owner
     if mode == "availableNow" and wait_s > 0:
         # It reads a fixed range and stops: letting it finish is cheaper and cleaner than a stop
         # that cuts a micro-batch (and its worker's Delta write) in half.
-        log(f"A run of this stream started by {who} is still running on the Spark server: "
+        log.warning(f"A run of this stream started by {who} is still running on the Spark server: "
             f"waiting up to {wait_s:.0f} s for it to finish its micro-batches.")
         with contextlib.suppress(PySparkException):  # it failed: not running any more, all this needs
             query.awaitTermination(wait_s)
     outcome = "finished"
     if query.isActive:
-        log(f"Stopping the run started by {who} ({mode}); this run goes on from the checkpoint.")
+        log.warning(f"Stopping the run started by {who} ({mode}); this run goes on from the checkpoint.")
         query.stop()
         outcome = "stopped"
         if attached:
@@ -181,5 +183,5 @@ def _finish_or_stop(session, attached: bool, earlier: dict, query_id: str, owner
             # it, so it cannot race this run's first batch (Delta would then refuse one of the two).
             session.interruptAll()
     seconds = round(time.monotonic() - start, 1)
-    log(f"The earlier run {outcome} after {seconds} s.")
+    log.warning(f"The earlier run {outcome} after {seconds} s.")
     return EarlierRun(query_id, earlier["pid"], mode, outcome, seconds)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -69,7 +70,8 @@ def _mid_batch(settings, process: subprocess.Popen, log: Path):
     must_hold="every Kafka offset of the topic in exactly one of raw or quarantine: count and distinct count "
               "== the topic's message count (plain Kafka consumer); a second run while the first lives is "
               "refused; the re-run settles the dead process's query, still running on the server")
-def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake, test_env, tmp_path, observed):
+def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake, test_env, tmp_path, observed,
+                                                                     caplog):
     first, second = generate(events=1000, seed=11), generate(events=100, seed=12)
     produce(lake, first, progress=False)
     log = tmp_path / "stream-process.log"
@@ -88,10 +90,11 @@ def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake
         process.kill()
         process.wait()
     produce(lake, second, progress=False)
-    messages = []
     # A short wait, so both ways of settling run: waiting for the dead process's query, then stopping
     # it mid-batch. The re-run itself takes the rest in one batch.
-    rerun = run_stream(spark, lake, wait_s=1, log=messages.append)
+    with caplog.at_level(logging.INFO, logger="lakehouse_helpers.stream_owner"):
+        rerun = run_stream(spark, lake, wait_s=1)
+    messages = caplog.messages
 
     raw, raw_distinct, raw_coords = _offsets(spark, layout.raw_orders(lake))
     quar, quar_distinct, quar_coords = _offsets(spark, layout.quarantine(lake))
@@ -179,7 +182,7 @@ def test_the_broker_killed_mid_send_then_a_re_run_delivers_exactly_the_rest(stac
         outcome, at_kill = _kill_broker_while_producing(settings, batch, threshold=4000)
     finally:
         start = time.monotonic()
-        [restarted] = services.up(settings, ["kafka"], log=lambda *_: None)
+        [restarted] = services.up(settings, ["kafka"])
         restart_s = time.monotonic() - start
     error = outcome.get("error")
     held = _event_ids(settings)  # what the broker kept of the first attempt

@@ -143,10 +143,12 @@ def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_se
     assert not spark.streams.active  # the notebook's stream was stopped, not left running
 
 
-def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spark, export_settings, unique_name):
+def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spark, export_settings, unique_name,
+                                                                             caplog):
     """A notebook cell interrupted while its live stream ran leaves the query running in the
     session; the next run (another cell, the same kernel) stops it first instead of failing on the
     query's name, and every message still lands once."""
+    import logging
     import os
     import threading
     import time
@@ -167,8 +169,9 @@ def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spar
     while not any(commits.glob("[0-9]*")) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert any(commits.glob("[0-9]*")), "the live run committed no batch within 120 s"
-    messages = []
-    result = run_stream(spark, s, log=messages.append)
+    with caplog.at_level(logging.INFO, logger="lakehouse_helpers.stream_owner"):
+        result = run_stream(spark, s)
+    messages = caplog.messages
     thread.join(30)
     earlier = result.earlier
     assert earlier is not None and (earlier.outcome, earlier.mode, earlier.pid) == ("stopped", "live", os.getpid()), messages
