@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from pyspark.errors import PySparkException
 
 from lakehouse_helpers import medallion, truth
 from lakehouse_helpers.bronze import drift_batch
@@ -196,7 +197,7 @@ def test_drop_writes_names_and_original_values_and_fail_writes_nothing(spark, si
     before = counts(spark, tables)
     broken = bronze_rows(2, seed=9)
     broken[0]["event_id"] = None
-    with pytest.raises(Exception, match="has_event_id"):
+    with pytest.raises(ExpectationFailed, match="has_event_id"):
         upsert(frame(spark, broken), 1)
     assert counts(spark, tables) == before
 
@@ -227,9 +228,9 @@ def test_cleaning_types_money_normalises_casing_and_repairs_rescued_values(spark
 @pytest.mark.spark
 def test_silver_constraints_refuse_a_bad_row(spark, silver):
     tables, _ = silver
-    with pytest.raises(Exception, match="line_total_is_price_times_quantity"):
+    with pytest.raises(PySparkException, match="CHECK constraint line_total_is_price_times_quantity .* violated"):
         spark.sql(f"INSERT INTO {tables.silver} (event_id, unit_price, quantity, line_total) VALUES ('x', 10.00, 3, 99.99)")
-    with pytest.raises(Exception, match="positive_quantity"):
+    with pytest.raises(PySparkException, match="CHECK constraint positive_quantity .* violated"):
         spark.sql(f"INSERT INTO {tables.silver} (event_id, unit_price, quantity, line_total) VALUES ('x', 10.00, 0, 0.00)")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from lakehouse_helpers import layout, storage
 from lakehouse_helpers.events import generate
-from lakehouse_helpers.export import _commit_watermark, export_to_landing, read_watermark
+from lakehouse_helpers.export import export_to_landing, read_watermark
 from lakehouse_helpers.stream import RAW_COLUMNS, classify, ensure_tables, input_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
@@ -89,7 +89,9 @@ def test_crash_before_watermark_commit_does_not_duplicate(spark, export_settings
     rows = _append_raw(spark, s, 100, seed=3)
     before = read_watermark(s)
     export_to_landing(spark, s)
-    _commit_watermark(s, before)  # as if the run died after writing, before committing
+    # As if the run died after writing its files, before committing: no watermark object yet.
+    storage.s3_client(s).delete_object(Bucket=s.s3_bucket, Key=layout.EXPORT_STATE_KEY)
+    assert read_watermark(s) == before
     more = _append_raw(spark, s, 30, seed=4)
     export_to_landing(spark, s)  # re-exports the same range plus the new rows
     landing = spark.read.parquet(layout.landing_url(s))
