@@ -48,7 +48,8 @@ def classpath(settings: Settings, module: str) -> str:
     return str(module_dir(settings, module) / "*") if jars(settings, module) else ""
 
 
-def _artifact(jar: Path) -> str:
+def artifact_name(jar: Path) -> str:
+    """The jar's name without its version: two versions of one artifact share it."""
     return _VERSION.sub("", jar.name)
 
 
@@ -61,8 +62,8 @@ def pyspark_jars_dir() -> Path:
 def spark_jars(settings: Settings) -> list[Path]:
     """Extra jars for Spark, minus any artifact pyspark already ships (another version of
     scala-library or jackson on the classpath would break the driver)."""
-    shipped = {_artifact(j) for j in pyspark_jars_dir().glob("*.jar")}
-    return [j for j in jars(settings, "spark") if _artifact(j) not in shipped]
+    shipped = {artifact_name(j) for j in pyspark_jars_dir().glob("*.jar")}
+    return [j for j in jars(settings, "spark") if artifact_name(j) not in shipped]
 
 
 def cache_size_bytes(settings: Settings) -> int:

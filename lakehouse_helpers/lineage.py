@@ -91,7 +91,9 @@ def read_runs(path: Path) -> list[Run]:
     return sorted(runs.values(), key=lambda r: r.start)
 
 
-def _path(namespace: str, name: str) -> str:
+def dataset_path(namespace: str, name: str) -> str:
+    """An OpenLineage dataset as one path: `kafka://topic`, or a table's folder (a read of its
+    Delta log names the table)."""
     if namespace.startswith("kafka://"):
         return f"kafka://{name}"
     path = name if namespace == "file" else f"{namespace.rstrip('/')}/{name.lstrip('/')}"
@@ -108,7 +110,7 @@ def resolver(spark, settings: Settings, tables: list[str]):
     topic, landing = f"kafka://{settings.kafka_topic}", layout.landing_url(settings)
 
     def resolve(dataset: tuple[str, str]) -> str | None:
-        path = _path(*dataset)
+        path = dataset_path(*dataset)
         if path == topic:
             return topic_name(settings)
         if path.startswith(landing):

@@ -45,22 +45,40 @@ def observed(request):
     return observed_recorder(request)
 
 
-def _share_jar_cache() -> None:
-    TEST_STATE.mkdir(parents=True, exist_ok=True)
-    link = TEST_STATE / "jars"
-    if not link.exists():
-        link.symlink_to(ROOT / ".lakehouse" / "jars")
+JAR_CACHE = ROOT / ".lakehouse" / "jars"  # what `make setup` resolved
+
+
+def _share_jar_cache(state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    link = state_dir / "jars"
+    if not link.is_symlink() and not link.exists():  # a dangling link (no cache yet) is kept
+        link.symlink_to(JAR_CACHE)
 
 
 @pytest.fixture(scope="session")
 def test_env() -> dict[str, str]:
-    _share_jar_cache()
+    _share_jar_cache(TEST_STATE)
     return {**os.environ, **TEST_ENV}
 
 
 @pytest.fixture(scope="session")
 def settings(test_env):
     return load_settings(env=test_env)
+
+
+@pytest.fixture
+def jar_settings(tmp_path):
+    """Settings from the defaults alone (no environment, no `.env`) over a fresh state folder
+    that shares the jar cache. For tests marked `jars`: fails, naming `make setup`, without it."""
+    from lakehouse_helpers import jvm
+
+    _share_jar_cache(tmp_path / "state")
+    settings = load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}, dotenv=tmp_path / "no.env")
+    try:
+        jvm.jars(settings, "spark")
+    except jvm.JarCacheError as exc:
+        pytest.fail(f"jar cache missing: {exc}")
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +126,34 @@ def unique_name(request) -> str:
     return f"{request.node.name.split('[')[0].removeprefix('test_')}_{uuid.uuid4().hex[:8]}"
 
 
+# A fixture that starts something, and the marker a test using it must carry, so that `-m unit`
+# (and `-m "not services"`) never start a service or a Spark session by accident.
+MARKER_FOR_FIXTURE = {"stack": "services", "spark": "spark", "jar_settings": "jars"}
+NOT_UNIT = {"services", "spark", "jars", "notebooks"}
+
+
+def marker_mismatches(item) -> tuple[set[str], set[str]]:
+    """(markers the test's fixtures need but it lacks, markers that contradict its `unit`)."""
+    marks = {mark.name for mark in item.iter_markers()}
+    fixtures = set(getattr(item, "fixturenames", ()))
+    missing = {m for f, m in MARKER_FOR_FIXTURE.items() if f in fixtures} - marks
+    return missing, (marks | missing) & NOT_UNIT if "unit" in marks else set()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so it selects on what the tests need
 def pytest_collection_modifyitems(items):
-    """Tests that restart the services (and stop the shared Spark session) run last."""
+    """A test whose fixtures start more than its markers say gets the missing markers and a
+    warning; `unit` beside services, Spark or jars is an error. Tests that restart the services
+    (and stop the shared Spark session) run last."""
+    contradictions = []
+    for item in items:
+        missing, contradicting = marker_mismatches(item)
+        for name in sorted(missing):
+            item.add_marker(name)
+        if missing:
+            item.warn(pytest.PytestWarning(f"needs the marker(s) {sorted(missing)}: its fixtures start them"))
+        if contradicting:
+            contradictions.append(f"{item.nodeid}: unit, yet {sorted(contradicting)}")
+    if contradictions:
+        raise pytest.UsageError("`unit` means no services, no Spark, no jar cache:\n" + "\n".join(contradictions))
     items.sort(key=lambda item: item.get_closest_marker("restarts_services") is not None)

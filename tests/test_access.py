@@ -63,6 +63,7 @@ def governed(spark, stack):
         spark.sql(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
 
 
+@pytest.mark.services
 @pytest.mark.spark
 def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):
     seen = access.seen_by(spark, governed, SPEC[0], "analyst", WHO).set_index("principal")
@@ -73,6 +74,7 @@ def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):
     assert (me.rows, me.an_email, me.how) == (2, "ana@example.com", "this session")
 
 
+@pytest.mark.services
 @pytest.mark.spark
 def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, governed):
     # Unity Catalog binds the functions to the table: the reader's source is the table itself,
@@ -85,6 +87,7 @@ def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, gov
     assert seen.drop(index="analyst").iloc[0].rows == 2  # this session reads the table as it is here
 
 
+@pytest.mark.services
 @pytest.mark.spark
 def test_grants_locally_are_the_declared_ones(spark, governed):
     held = access.grants(spark, governed, SPEC)

@@ -35,6 +35,19 @@ def test_ratio_table_and_chart(tmp_path):
 
 @pytest.mark.services
 @pytest.mark.spark
+def test_a_kernels_spark_start_is_measured_in_both_modes(stack, test_env, monkeypatch):
+    """`startup.spark_start` runs bench/kernel_start.py in a fresh interpreter per mode."""
+    from lakehouse_helpers.bench import startup
+
+    for name, value in test_env.items():  # the measured kernels inherit it: the test stack
+        monkeypatch.setenv(name, value)
+    figures = startup.spark_start()
+    assert set(figures) == {"spark_classic_start_s", "spark_driver_rss_mb", "spark_connect_attach_s"}
+    assert all(value > 0 for value in figures.values()), figures
+
+
+@pytest.mark.services
+@pytest.mark.spark
 @pytest.mark.timeout(600)
 def test_bench_produces_every_ratio(stack, test_env, spark):
     done = subprocess.run(

@@ -89,6 +89,7 @@ def governed(spark, stack):
         spark.sql(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
 
 
+@pytest.mark.services
 @pytest.mark.spark
 def test_local_backend_comments_tags_constraints_and_grants_read_back(spark, governed):
     table = SPEC[0].table(governed)
@@ -110,6 +111,7 @@ def _query_as(user: str, settings, sql: str, test_env: dict) -> list[dict]:
     return rows
 
 
+@pytest.mark.services
 @pytest.mark.spark
 def test_governed_view_masks_and_filters_for_another_principal(spark, governed, test_env):
     view = governance.governed_view(governed, SPEC[0])

@@ -77,13 +77,21 @@ def test_delta_log_reads_name_the_table_and_unknown_datasets_are_ignored(tmp_pat
         _event("COMPLETE", "w", [("file", "/tmp/elsewhere")], [SILVER]),
         _event("COMPLETE", "s", [BRONZE_LOG]),
     ]
-    assert lineage._path(*BRONZE_LOG) == "/wh/bronze.db/orders"
+    assert lineage.dataset_path(*BRONZE_LOG) == "/wh/bronze.db/orders"
     assert _edges(tmp_path, events) == {("bronze", "silver", lineage.ENCLOSING_STREAM)}
 
 
-def test_layout_puts_every_edge_left_to_right():
+def test_the_picture_puts_every_edge_left_to_right():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     edges = {lineage.Edge(a, b, lineage.OPENLINEAGE) for a, b in
              [("topic", "raw"), ("raw", "bronze"), ("bronze", "silver"), ("silver", "gold"), ("fx", "gold")]}
-    pos = lineage._layout(edges)
+    fig = lineage.draw(edges)
+    pos = {box.get_text(): box.get_position() for box in fig.axes[0].texts if box.get_text()}  # not the arrows
+    plt.close(fig)
+    assert set(pos) == {"topic", "raw", "bronze", "silver", "gold", "fx"}
     assert all(pos[e.source][0] < pos[e.target][0] for e in edges)
     assert pos["fx"][0] == pos["silver"][0]  # a side input sits just left of what it feeds

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from lakehouse_helpers import catalog, lineage, medallion, nbtools, storage, tru
 from lakehouse_helpers.bronze import drift_batch
 from lakehouse_helpers.events import REASONS, GeneratorConfig, generate
 from lakehouse_helpers.governance import RowFilter, TableGovernance, grants_table
-from lakehouse_helpers.runner import NOTEBOOKS_DIR, run_notebooks
+from lakehouse_helpers.runner import NOTEBOOKS_DIR, discover, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.services, pytest.mark.spark]
 
@@ -51,15 +50,11 @@ def assert_silver_and_gold_reconcile(f06: dict, expected: truth.Truth) -> None:
     assert f06["gold_equals_truth"] is True
 
 
-@contextmanager
-def environ(values: dict[str, str]):
-    saved = dict(os.environ)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def set_environ(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    """The kernels inherit this process's environment: point it at one run (undone after)."""
+    for name, value in values.items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
 
 
 def isolated_run(stack, test_env, folder: Path):
@@ -84,7 +79,8 @@ def isolated_run(stack, test_env, folder: Path):
 def first_run(stack, test_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("nbrun")
     settings, env = isolated_run(stack, test_env, folder)
-    with environ(env):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        set_environ(monkeypatch, env)
         out_dir, results = run_notebooks(settings, SMALL, out_dir=folder / "run1")
     return settings, env, folder, out_dir, results
 
@@ -153,20 +149,26 @@ def test_secrets_never_reach_executed_notebooks(first_run):
         assert secret not in path.read_text(), path.name
 
 
+# Every notebook that reads or writes data, from the runner's own list, so a new one is re-run
+# too; 00 only checks the infrastructure.
+RERUN = [p.name[:2] for p in discover() if not p.name.startswith("00_")]
+
+
 @pytest.mark.faults(
-    row="11", fault="the whole workbook re-run with the same seed (notebooks 01-07 on the same state)",
+    row="11", fault=f"the whole workbook re-run with the same seed (notebooks {RERUN[0]}-{RERUN[-1]} on the same state)",
     must_hold="every table's rows unchanged (fingerprints of every workbook table); nothing sent, ingested or exported twice")
-def test_second_run_adds_nothing(first_run, spark, observed):
+def test_second_run_adds_nothing(first_run, spark, observed, monkeypatch):
     """Every notebook re-run on the same state: nothing is sent, ingested or exported twice, and
     every table's rows are unchanged (07 adds history versions, never rows)."""
     settings, env, folder, _, first = first_run
     tables_before = catalog.fingerprints(spark, settings)
-    with environ(env):
-        _, results = run_notebooks(settings, SMALL, only=["01", "02", "03", "04", "05", "06", "07"], out_dir=folder / "run2")
-    assert [r.status for r in results] == ["ok"] * 7, [r.error for r in results]
+    set_environ(monkeypatch, env)
+    _, results = run_notebooks(settings, SMALL, only=RERUN, out_dir=folder / "run2")
+    assert [r.notebook[:2] for r in results] == RERUN
+    assert [r.status for r in results] == ["ok"] * len(RERUN), [r.error for r in results]
     tables_after = catalog.fingerprints(spark, settings)
     observed(f"{len(tables_before)} tables, {sum(tables_after.get(t) != v for t, v in tables_before.items())} changed; "
-             f"notebooks {[r.status for r in results].count('ok')} of 7 ok")
+             f"notebooks {[r.status for r in results].count('ok')} of {len(RERUN)} ok")
     assert tables_after == tables_before
     assert len(tables_before) == len(catalog.workbook_tables(settings))
     f, before = _figures(results), _figures(first)
@@ -184,13 +186,13 @@ def test_second_run_adds_nothing(first_run, spark, observed):
     assert f["07"]["data_unchanged"] is True and f["07"]["restore_equal"] is True
 
 
-def test_a_new_batch_grows_silver_by_its_new_valid_events(first_run):
+def test_a_new_batch_grows_silver_by_its_new_valid_events(first_run, monkeypatch):
     """A second producer batch (new seed) through 02-06: silver grows by exactly its distinct
     valid events, and gold still equals the ground truth of both batches."""
     settings, env, folder, _, first = first_run
     second = {**SMALL, "seed": 8}
-    with environ(env):
-        _, results = run_notebooks(settings, second, only=["01", "02", "03", "04", "05", "06"], out_dir=folder / "run3")
+    set_environ(monkeypatch, env)
+    _, results = run_notebooks(settings, second, only=["01", "02", "03", "04", "05", "06"], out_dir=folder / "run3")
     assert [r.status for r in results] == ["ok"] * 6, [r.error for r in results]
     f, before = _figures(results), _figures(first)
     new_events = generate(GeneratorConfig(**second)).expected["distinct_valid_events"]
@@ -198,13 +200,13 @@ def test_a_new_batch_grows_silver_by_its_new_valid_events(first_run):
     assert_silver_and_gold_reconcile(f["06"], expected_truth(SMALL, second))
 
 
-def test_high_fault_rates_reconcile_exactly(stack, test_env, tmp_path):
+def test_high_fault_rates_reconcile_exactly(stack, test_env, tmp_path, monkeypatch):
     """30,000 events with 8% malformed, 10% invalid, 10% duplicated and 10% late: silver and
     every gold figure equal the ground truth, to the cent."""
     settings, env = isolated_run(stack, test_env, tmp_path)
-    with environ(env):
-        _, results = run_notebooks(settings, HIGH_FAULTS, only=["00", "01", "02", "03", "04", "05", "06"],
-                                   out_dir=tmp_path / "run")
+    set_environ(monkeypatch, env)
+    _, results = run_notebooks(settings, HIGH_FAULTS, only=["00", "01", "02", "03", "04", "05", "06"],
+                               out_dir=tmp_path / "run")
     assert [r.status for r in results] == ["ok"] * len(results), [r.error for r in results]
     f = _figures(results)
     assert f["02"]["quarantine_rows"] == generate(GeneratorConfig(**HIGH_FAULTS)).expected["quarantine"]
@@ -308,14 +310,13 @@ def test_07_lineage_has_every_pipeline_edge_and_no_other(first_run, spark):
     assert {(f"{names.silver}.line_total", f"{names.bronze}.{c}") for c in ("unit_price", "quantity")} <= sources
 
 
-def test_spark_notebooks_also_run_in_classic_mode(stack, test_env, tmp_path, capfd):
+def test_spark_notebooks_also_run_in_classic_mode(stack, test_env, tmp_path, capfd, monkeypatch):
     """spark_mode=classic: Spark inside each kernel instead of the Spark Connect server; the
     kernels' JVMs print nothing on the terminal (capfd sees the file descriptors they inherit)."""
     settings, env = isolated_run(stack, test_env, tmp_path)
-    env = {**env, "LAKEHOUSE_SPARK_MODE": "classic"}
-    with environ(env):
-        _, results = run_notebooks(settings.replace(spark_mode="classic"), SMALL, only=["01", "02"],
-                                   out_dir=tmp_path / "run")
+    set_environ(monkeypatch, {**env, "LAKEHOUSE_SPARK_MODE": "classic"})
+    _, results = run_notebooks(settings.replace(spark_mode="classic"), SMALL, only=["01", "02"],
+                               out_dir=tmp_path / "run")
     assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
     assert _figures(results)["02"]["raw_rows"] == generate(GeneratorConfig(**SMALL)).expected["raw"]
     terminal = "".join(capfd.readouterr())

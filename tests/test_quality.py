@@ -7,7 +7,8 @@ import pytest
 from lakehouse_helpers import quality
 from lakehouse_helpers.stream import EVENT_FIELDS
 
-pytestmark = pytest.mark.spark
+# The `spark` fixture is a session on the test stack: every service, and Spark.
+pytestmark = [pytest.mark.services, pytest.mark.spark]
 
 
 @pytest.fixture

@@ -23,10 +23,14 @@ from lakehouse_helpers.runner import (
     unparsed_parameter_lines,
 )
 from lakehouse_helpers.settings import load_settings
-from lakehouse_helpers.spark import prune_scratch, scratch_dir, spark_conf
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def local_settings(tmp_path: Path):
+    """Defaults over a fresh state folder: the user's environment and `.env` change nothing."""
+    return load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}, dotenv=tmp_path / "no.env")
 
 
 def _notebook(parameters: str, body: str) -> dict:
@@ -122,7 +126,7 @@ def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
 
 
 def test_latest_points_at_the_newest_complete_run_only(tiny, tmp_path):
-    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    settings = local_settings(tmp_path)
     runs = settings.state_dir / "runs"
     complete, results = run_notebooks(settings, notebooks_dir=tiny)
     assert [r.status for r in results] == ["ok", "ok"] and run_kind(complete) == "complete"
@@ -140,30 +144,12 @@ def test_latest_points_at_the_newest_complete_run_only(tiny, tmp_path):
     assert (runs / "latest").resolve() == complete.resolve()
 
 
-def test_spark_scratch_lives_in_the_state_folder_and_dead_processes_leave_none(tmp_path):
-    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
-    settings.state_dir.mkdir()
-    (settings.state_dir / "jars").symlink_to(ROOT / ".lakehouse" / "jars")  # what `make setup` resolved
-    conf = spark_conf(settings)
-    mine = scratch_dir(settings, "classic").resolve()
-    assert conf["spark.local.dir"] == str(mine)
-    assert f"-Djava.io.tmpdir={mine}" in conf["spark.driver.extraJavaOptions"]
-    derby_log = settings.state_dir.resolve() / "logs" / "derby.log"  # an in-driver Derby's, not ./derby.log
-    assert f"-Dderby.stream.error.file={derby_log}" in conf["spark.driver.extraJavaOptions"]
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = settings.state_dir / "tmp" / f"classic-{dead.stdout.strip()}"
-    (stale / "blockmgr-x").mkdir(parents=True)
-    mine.mkdir(parents=True)
-    assert prune_scratch(settings) == [stale]
-    assert not stale.exists() and mine.exists()
-
-
 def test_what_kernels_and_their_children_print_goes_to_a_log_not_the_terminal(tmp_path, capfd):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     body = "import os, subprocess\nos.write(2, b'kernel-noise\\n')\nsubprocess.run(['sh', '-c', 'echo child-noise >&2'])"
     (folder / "00_noisy.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
-    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    settings = local_settings(tmp_path)
     _, results = run_notebooks(settings, notebooks_dir=folder)
     assert results[0].status == "ok"
     terminal = "".join(capfd.readouterr())
@@ -180,7 +166,7 @@ def test_each_notebook_records_the_peak_memory_of_the_stack_including_its_childr
            "'import time; b = bytearray(b\"x\") * (400 << 20); time.sleep(1.5)'], check=True)")
     (folder / "00_hog.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", hog)))
     (folder / "01_light.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", "print(n)")))
-    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    settings = local_settings(tmp_path)
     out_dir, results = run_notebooks(settings, notebooks_dir=folder)
     hog_peak, light_peak = (r.peak_memory_mb for r in results)
     assert hog_peak >= light_peak + 350, (hog_peak, light_peak)
@@ -197,18 +183,8 @@ def test_a_failed_spark_cell_is_named_by_its_code_without_the_jvm_trace(tmp_path
             " + chr(10) + 'org.apache.spark.SparkException' + chr(10) + chr(9) + 'at' + ' org.apache.spark.Foo(Foo.scala:1)'\n"
             "raise RuntimeError(message)")
     (folder / "00_fails.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
-    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
+    settings = local_settings(tmp_path)
     _, results = run_notebooks(settings, notebooks_dir=folder)
     error = results[0].error
     assert results[0].status == "failed" and "message = " in error and "Not enough memory to broadcast." in error
     assert "JVM stacktrace" not in error and "at org.apache" not in error and "NBVAL" not in error
-
-
-def test_only_the_long_lived_server_jvm_gets_the_optimizing_compiler(tmp_path):
-    from lakehouse_helpers.services.spark_connect import server_conf
-
-    settings = load_settings(env={**os.environ, "LAKEHOUSE_STATE_DIR": str(tmp_path / "state")})
-    settings.state_dir.mkdir()
-    (settings.state_dir / "jars").symlink_to(ROOT / ".lakehouse" / "jars")  # what `make setup` resolved
-    assert "-XX:TieredStopAtLevel=1" in spark_conf(settings)["spark.driver.extraJavaOptions"]
-    assert "TieredStopAtLevel" not in server_conf(settings)["spark.driver.extraJavaOptions"]

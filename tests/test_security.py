@@ -23,7 +23,6 @@ import psutil
 import pytest
 
 from lakehouse_helpers import services, storage
-from lakehouse_helpers.services._process import port_open, read_pid
 from lakehouse_helpers.settings import SECRET_ENV_VARS
 from tests.test_make import SKIP_SETUP, recipe
 
@@ -129,7 +128,8 @@ def _listening(pids: set[int]) -> list[tuple[str, int]]:
     must_hold="every embedded service listens on 127.0.0.1 only (from the listening sockets)")
 def test_every_embedded_service_listens_on_127_0_0_1_only(stack, observed):
     names = [n for n in services.SERVICES if services.wanted(stack, n)]
-    sockets = {name: _listening(_family(read_pid(stack.services_dir / name / "service.pid"))) for name in names}
+    pids = {st.name: st.pid for st in services.status(stack)}  # None for a service this project did not start
+    sockets = {name: _listening(_family(pids[name])) for name in names}
     total = sum(len(s) for s in sockets.values())
     observed(f"{len(names)} services, {total} listening sockets: "
              + ", ".join(f"{n} {sorted({ip for ip, _ in s})}" for n, s in sockets.items()))
@@ -191,12 +191,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _wait_for_lab(proc: subprocess.Popen, runtime: Path, port: int, log: Path, timeout: float = 90) -> dict:
     """The server's runtime JSON once it accepts connections; fails fast if it exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         infos = [json.loads(p.read_text()) for p in runtime.glob("jpserver-*.json")]
-        if infos and port_open("127.0.0.1", port, 1.0):
+        if infos and _accepts(port):
             return infos[0]
         assert proc.poll() is None, f"JupyterLab exited with {proc.returncode}: {log.read_text()[-2000:]}"
         time.sleep(0.2)  # polling interval, not a synchronisation delay

@@ -16,7 +16,6 @@ import pytest
 from lakehouse_helpers import services
 from lakehouse_helpers.jvm import spark_log_file
 from lakehouse_helpers.services import ServiceError, spark_connect
-from lakehouse_helpers.services._process import port_open, read_pid
 from lakehouse_helpers.settings import local_connect_token
 from lakehouse_helpers.spark import get_spark
 
@@ -72,13 +71,14 @@ def test_two_sessions_do_not_see_each_others_temp_views(connect_stack, spark):
 
 
 def test_a_client_without_the_token_is_refused(connect_stack, spark, monkeypatch):
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
     from pyspark.sql import SparkSession
 
     monkeypatch.delenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", raising=False)
     endpoint = spark_connect.endpoint(connect_stack)
     for url in (endpoint, f"{endpoint}/;token=not-the-token"):
         session = SparkSession.builder.remote(url).create()
-        with pytest.raises(Exception, match="(?i)authentication token"):
+        with pytest.raises(SparkConnectGrpcException, match="(?i)authentication token"):
             session.range(1).count()
         with contextlib.suppress(Exception):
             session.stop()
@@ -111,11 +111,14 @@ def test_spark_remote_reaches_a_server_of_your_own(second_server, stack):
 
 
 def test_a_killed_server_is_named_with_its_fix_and_starts_again(second_server):
-    pid = read_pid(second_server.services_dir / "spark" / "service.pid")
+    (pid,) = [st.pid for st in services.status(second_server) if st.name == "spark"]
     os.killpg(pid, signal.SIGKILL)
-    host, port = spark_connect.bind(second_server)
     deadline = time.monotonic() + 10
-    while port_open(host, port, 0.2) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # until the killed server's port is closed
+        try:
+            services.check(second_server, "spark")
+        except ServiceError:
+            break
         time.sleep(0.05)
     start = time.monotonic()
     with pytest.raises(ServiceError) as info:

@@ -8,7 +8,7 @@ import pytest
 
 from lakehouse_helpers import layout, storage
 from lakehouse_helpers.events import generate
-from lakehouse_helpers.export import _commit_watermark, export_to_landing, read_watermark
+from lakehouse_helpers.export import export_to_landing, read_watermark
 from lakehouse_helpers.stream import RAW_COLUMNS, classify, ensure_tables, input_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
@@ -89,7 +89,9 @@ def test_crash_before_watermark_commit_does_not_duplicate(spark, export_settings
     rows = _append_raw(spark, s, 100, seed=3)
     before = read_watermark(s)
     export_to_landing(spark, s)
-    _commit_watermark(s, before)  # as if the run died after writing, before committing
+    # As if the run died after writing its files, before committing: no watermark object yet.
+    storage.s3_client(s).delete_object(Bucket=s.s3_bucket, Key=layout.EXPORT_STATE_KEY)
+    assert read_watermark(s) == before
     more = _append_raw(spark, s, 30, seed=4)
     export_to_landing(spark, s)  # re-exports the same range plus the new rows
     landing = spark.read.parquet(layout.landing_url(s))
@@ -125,22 +127,40 @@ def test_updates_to_the_append_only_raw_table_block_the_export(spark, export_set
         export_to_landing(spark, s)
 
 
-def test_live_mode_runs_for_a_bounded_time_and_reports_progress(spark, export_settings, unique_name):
+def _stop_after(spark, rows: int, seen: list):
+    """An `on_progress` that keeps each progress and stops the live query once its micro-batches
+    have read `rows` rows: a progress is reported after its batch committed, so the tables then
+    hold everything. The test waits on that condition; `live_seconds` is only the deadline."""
+    def on_progress(progress):
+        seen.append(progress)
+        if sum(input_rows(p) for p in seen) >= rows:
+            spark.streams.get(str(progress.id)).stop()
+    return on_progress
+
+
+def test_live_mode_reports_progress_and_stops_at_its_deadline(spark, export_settings, unique_name):
     from lakehouse_helpers.produce import produce
     from lakehouse_helpers.stream import run_stream, table_counts
 
     s = export_settings.replace(kafka_topic=f"live.{unique_name}")
     batch = generate(events=200, seed=11)
     produce(s, batch, progress=False)
-    seen = []
-    result = run_stream(spark, s, mode="live", live_seconds=20, trigger_interval="1 second", on_progress=seen.append)
+    seen, deadline = [], 180
+    result = run_stream(spark, s, mode="live", live_seconds=deadline, trigger_interval="1 second",
+                        on_progress=_stop_after(spark, len(batch.messages), seen))
     assert result.mode == "live"
-    assert result.input_rows == len(batch.messages)  # everything produced was read while it ran
+    assert result.input_rows == len(batch.messages), f"{result.input_rows} rows read in {result.seconds:.0f}s"
+    assert result.seconds < deadline  # stopped on the condition, not by the deadline
     assert seen and any(input_rows(p) > 0 for p in seen)
     assert any(p["rows_per_second"] > 0 for p in result.progress)
     counts = table_counts(spark, s)
     assert counts["raw"] == batch.expected["raw"] and counts["quarantine"] == batch.expected["quarantine"]
     assert not spark.streams.active  # the notebook's stream was stopped, not left running
+
+    # With nothing new, live mode runs until its deadline, reads nothing and stops its query.
+    idle = run_stream(spark, s, mode="live", live_seconds=2, trigger_interval="1 second")
+    assert idle.seconds >= 2 and idle.input_rows == 0 and not spark.streams.active
+    assert table_counts(spark, s) == counts
 
 
 def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spark, export_settings, unique_name,

@@ -35,28 +35,19 @@ def _rss_mb(pid: int) -> float:
     return total / 1024
 
 
-CLASSIC = (
-    "import time,json;t=time.monotonic();"
-    "from lakehouse_helpers import get_spark;s=get_spark();"
-    "s.range(1).count();dt=time.monotonic()-t;"
-    "pid=s.sparkContext._jvm.java.lang.ProcessHandle.current().pid();"
-    "rss=[int(l.split()[1]) for l in open(f'/proc/{pid}/status') if l.startswith('VmRSS:')][0]/1024;"
-    "print(json.dumps({'spark_classic_start_s':round(dt,1),'spark_driver_rss_mb':round(rss)}))"
-)
-CONNECT = (
-    "import time,json;t=time.monotonic();"
-    "from lakehouse_helpers import get_spark;s=get_spark();"
-    "s.range(1).count();print(json.dumps({'spark_connect_attach_s':round(time.monotonic()-t,2)}))"
-)
+KERNEL_START = Path(__file__).with_name("kernel_start.py")
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # where `import lakehouse_helpers` finds this copy
 
 
 def spark_start() -> dict:
     """What a fresh notebook kernel pays for Spark: an in-process Spark with every jar (classic),
     or attaching to the warm Spark Connect server (connect); first query included in both."""
     figures = {}
-    for mode, code in (("classic", CLASSIC), ("connect", CONNECT)):
-        env = {**os.environ, "LAKEHOUSE_SPARK_MODE": mode}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    path = os.pathsep.join(p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if p)
+    for mode in ("classic", "connect"):
+        env = {**os.environ, "LAKEHOUSE_SPARK_MODE": mode, "PYTHONPATH": path}
+        out = subprocess.run([sys.executable, "-P", str(KERNEL_START), mode], env=env,
+                             capture_output=True, text=True, check=True).stdout
         figures.update(json.loads(out.strip().splitlines()[-1]))
     return figures
 
