@@ -5,18 +5,21 @@ data feed), writes them under `ingestion_date=<day>/export_from=<first version>/
 commits the new watermark to `landing/_export_state/orders.json`. Re-running exports nothing
 new. A crash between the write and the commit is repaired by the next run: it exports the same
 range again from the same first version, and dynamic partition overwrite replaces exactly the
-partitions the failed attempt wrote, so no row lands twice.
+partitions the failed attempt wrote, so no row lands twice. The files get fixed names
+(`part-<task>.c<n>.snappy.parquet`, see `settle_files`), so the retried range lands under the same
+keys with the same bytes as an uninterrupted export would have written.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 
 from . import layout, services
 from .settings import Settings
-from .storage import s3_client
+from .storage import list_keys, s3_client
 
 
 class ExportBlocked(RuntimeError):
@@ -112,6 +115,38 @@ def write_landing(changes, first: int, landing_url: str) -> None:
     )
 
 
+STAGING_PREFIX = ".spark-staging-"  # dynamic partition overwrite stages a write here
+# Spark's name for a written file: part-<task>-<the write's random job id>.c<n>.<codec>.parquet
+_SPARK_FILE = re.compile(r"^(part-\d{5})-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(\.c\d{3}\..+)$")
+
+
+def settle_files(settings: Settings, first: int, partitions: list[str]) -> list[str]:
+    """After a successful write: give its files fixed names and remove what failed writes left.
+
+    Spark names files after a random id per write, so a retried export (same rows, same tasks,
+    same bytes) would land under new keys, and a reader that tracks files by key (Auto Loader)
+    would take them for new files and ingest the range twice. `part-<task>.c<n>...` keys make the
+    retry overwrite the same objects. A write that died with S3 could not remove its staged files
+    (`.spark-staging-<job>/`, skipped by readers): they go too. Returns the export's keys."""
+    client, bucket = s3_client(settings), settings.s3_bucket
+    for key in list_keys(settings, f"{layout.LANDING_PREFIX}/{STAGING_PREFIX}"):
+        client.delete_object(Bucket=bucket, Key=key)
+    final = []
+    for day in partitions:
+        folder = f"{layout.LANDING_PREFIX}/ingestion_date={day}/export_from={first}/"
+        for key in list_keys(settings, folder):
+            m = _SPARK_FILE.match(key[len(folder):])
+            if m is None:
+                final.append(key)
+                continue
+            # Copy, then delete: a crash in between leaves a duplicate in a folder whose export is
+            # not committed yet, and the re-run's partition overwrite replaces that folder whole.
+            client.copy({"Bucket": bucket, "Key": key}, bucket, folder + m.group(1) + m.group(2))
+            client.delete_object(Bucket=bucket, Key=key)
+            final.append(folder + m.group(1) + m.group(2))
+    return sorted(final)
+
+
 def ingestion_dates(changes) -> list[str]:
     """The ingestion_date partitions the rows fall in (kept with each export in the watermark file)."""
     return sorted(str(r[0]) for r in changes.select("ingestion_date").distinct().collect())
@@ -141,27 +176,51 @@ def export_history(settings: Settings, last: int = 3):
 
 def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
     """Export what is new in the raw table, the same steps notebook 03 shows. `gate(df)` runs
-    before anything is written and raises to stop the export (see quality.gate)."""
+    before anything is written and raises to stop the export (see quality.gate). If S3 goes down
+    meanwhile, the error names it and the fix (not Spark's trace); nothing is marked exported."""
     services.require(settings, "s3")
     start = time.monotonic()
-    first, last, changes = pending_changes(spark, settings)
-    if changes is None:
-        return ExportResult(None, last, 0, round(time.monotonic() - start, 2), skipped_reason="nothing new since the last export")
-    changes = changes.persist()
     try:
-        rows = changes.count()
-        if gate is not None:
-            gate(changes)
-        if rows:
-            write_landing(changes, first, layout.landing_url(settings))
-        partitions = ingestion_dates(changes)
-    finally:
-        changes.unpersist()
-    commit_export(settings, first, last, rows, partitions)
+        first, last, changes = pending_changes(spark, settings)
+        if changes is None:
+            return ExportResult(None, last, 0, round(time.monotonic() - start, 2), skipped_reason="nothing new since the last export")
+        changes = changes.persist()
+        try:
+            rows = changes.count()
+            if gate is not None:
+                gate(changes)
+            if rows:
+                write_landing(changes, first, layout.landing_url(settings))
+            partitions = ingestion_dates(changes)
+            settle_files(settings, first, partitions if rows else [])
+        finally:
+            changes.unpersist()
+        commit_export(settings, first, last, rows, partitions)
+    except Exception as exc:
+        down = _s3_down(settings)
+        if down is None:
+            raise
+        raise services.ServiceError(
+            f"{down}\nThe export stopped before its watermark was committed, so nothing is marked exported. "
+            f"Once S3 is back, run it again: it exports what is missing and rewrites the same files.\n"
+            f"(the export failed with: {_first_line(exc)})"
+        ) from None
     return ExportResult(first, last, rows, round(time.monotonic() - start, 2), partitions)
 
 
-def landing_files(settings: Settings) -> list[str]:
-    from .storage import list_keys
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
+
+def _s3_down(settings: Settings) -> str | None:
+    """Why S3 cannot be used now (its check's message, with the fix), or None when it answers."""
+    try:
+        services.check(settings, "s3")
+    except services.ServiceError as exc:
+        return str(exc)
+    return None
+
+
+def landing_files(settings: Settings) -> list[str]:
     return [k for k in list_keys(settings, layout.LANDING_PREFIX + "/") if k.endswith(".parquet")]

@@ -122,6 +122,16 @@ def _s3a_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.connection.establish.timeout": "15s",  # the minimum s3a accepts
         "spark.hadoop.fs.s3a.connection.timeout": "60s",
     }
+    if settings.embedded:
+        # The project's own S3 server on this machine: a refused connection means it is down, not
+        # a passing network fault. Each s3a call then gives up in about a second instead of ten, and
+        # a write that dies with the server fails within seconds (export.py names the server and
+        # the fix). Throttling (503) keeps its own, longer retries (fs.s3a.retry.throttle.*).
+        conf.update({
+            "spark.hadoop.fs.s3a.attempts.maximum": "1",  # the AWS SDK's own retries of one request
+            "spark.hadoop.fs.s3a.retry.limit": "2",  # s3a's retries of a failed call
+            "spark.hadoop.fs.s3a.retry.interval": "100ms",  # first back-off, doubled each retry
+        })
     if settings.s3_endpoint:
         parsed = urlparse(settings.s3_endpoint)
         conf.update(

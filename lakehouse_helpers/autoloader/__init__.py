@@ -17,7 +17,10 @@ Databricks documentation describes:
 - `includeExistingFiles` (first start of a checkpoint only), `maxFilesPerTrigger`,
   `maxBytesPerTrigger`, the `availableNow` trigger;
 - exactly once per file: files are appended to a discovery log, and the streaming checkpoint
-  stores positions in that log, so each file is planned in exactly one committed micro-batch.
+  stores positions in that log, so each file is planned in exactly one committed micro-batch;
+- a corrupt file fails the stream naming it, or with `ignoreCorruptFiles` / `badRecordsPath` is
+  skipped; a file listed but gone fails unless `ignoreMissingFiles`; each is recorded in a ledger
+  (`bad_files`). A malformed JSON line is not a corrupt file: it is rescued (`_corrupt_record`).
 
 File access goes through pyarrow's filesystems (local disk and S3, including S3-compatible
 endpoints), in the Spark driver for planning and in the Python workers for reading. Reading is
@@ -29,12 +32,13 @@ Modules: `schema` (types, hints, options, errors), `files` (filesystems, listing
 blocks), `history` (inference, the schema history), `readers` (each format as raw Arrow
 batches; `jsonl` for JSON Lines), `columns` (column conversion), `rescue` (the value-by-value
 reference conversion), `batches` (raw batches to the stream's schema), `source` (the Spark data
-source), `api` (what notebooks call).
+source), `badfiles` (files that cannot be read), `api` (what notebooks call).
 """
 
 from .api import (
     SchemaChange,
     SchemaState,
+    bad_files,
     is_unknown_field_error,
     read_stream,
     resolve_schema,
@@ -75,7 +79,7 @@ from .source import register
 __all__ = [
     "DEFAULTS", "EVOLUTION_MODES", "FILE_LOG_DIR", "FORMAT", "SCHEMAS_DIR", "SOURCE_FILE_COLUMN",
     "AutoLoaderError", "SchemaChange", "SchemaState", "UnknownFieldException",
-    "apply_hints", "arrow_schema", "convert_record", "file_columns", "file_records", "filesystem",
+    "apply_hints", "arrow_schema", "bad_files", "convert_record", "file_columns", "file_records", "filesystem",
     "infer_schema", "is_unknown_field_error", "list_files", "parse_hints", "read_file", "read_files",
     "read_schema_version", "read_stream", "register", "resolve_schema", "run_with_restarts",
     "s3_options", "schema_change", "schema_history", "schema_versions", "to_struct", "widest",

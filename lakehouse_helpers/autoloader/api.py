@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .badfiles import ledger_dir, read_ledger
 from .files import list_files
 from .history import infer_schema, read_schema_version, schema_versions, write_schema_version
 from .schema import (
@@ -160,6 +161,15 @@ def _bytes(value) -> int:
     if not m:
         raise AutoLoaderError(f"maxBytesPerTrigger={value!r}: use a byte count or e.g. '10m', '1g'.")
     return int(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " ")
+
+
+def bad_files(settings, schema_location: str | None = None, bad_records_path: str | None = None) -> list[dict]:
+    """The files a stream could not read, one record each (`path`, `status`, `reason`,
+    `rows_read`): `failed` (the stream stopped on it), `skipped` (ignoreCorruptFiles or
+    badRecordsPath), `removed` (moved away after it failed), `missing` (ignoreMissingFiles).
+    Pass the stream's schemaLocation, or its badRecordsPath if it has one (see `badfiles`)."""
+    folder = ledger_dir({"schemaLocation": schema_location, "badRecordsPath": bad_records_path})
+    return read_ledger(folder, s3_options(settings)) if folder else []
 
 
 def schema_history(settings, schema_location: str):

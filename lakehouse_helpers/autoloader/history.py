@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from .badfiles import columns_or_skip
 from .batches import PyRecords, part_key
 from .files import _exists, _partition_values, _read_bytes, _write_text, filesystem, open_random_access
 from .jsonl import JsonLines
@@ -48,8 +49,9 @@ def infer_schema(files: list[dict], fmt: str, options: dict, infer_types: bool, 
             break
         total += f["size"]
         sample.append(f)
+    read = lambda g: group_columns(g, fmt, options, infer_types)  # noqa: E731
     for group in _inference_groups(sample, fmt, infer_types):
-        for name, t in group_columns(group, fmt, options, infer_types):
+        for name, t in columns_or_skip(group, options, read):  # a corrupt file: named, or skipped
             key = name.lower()
             merged[key] = (merged[key][0], widest(merged[key][1], t)) if key in merged else (name, t)
         for f in group:

@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import Iterator
 
+from .badfiles import _read_errors, guarded
 from .batches import Plan, PyRecords, RawBatch, coalesce, convert_batch, python_batch
 from .files import _partition_values, _read_bytes, open_random_access, open_stream
 from .jsonl import JsonLines
@@ -83,13 +84,26 @@ def read_file(file: dict, fmt: str, fields, schema, options: dict, rescued, sour
 
 
 def _read_group(group, fmt, fields, schema, options, rescued, source, reader) -> Iterator:
+    if len(group) > 1:
+        try:
+            raws = group_batches(group, fmt, options, reader)  # fetches every file's bytes first
+        except _read_errors():  # one of them cannot be read: file by file, so the error names it
+            for f in group:
+                yield from _read_group([f], fmt, fields, schema, options, rescued, source, reader)
+            return
+    else:  # a corrupt or missing file fails naming it, or is skipped and recorded (badfiles)
+        raws = guarded(group[0]["path"], options, lambda: raw_batches(group[0]["path"], fmt, options, json_reader=reader), _rows)
     plan = Plan(fields, schema, [(f["path"], _partition_values(f["rel"])) for f in group], rescued, source)
-    for raw in group_batches(group, fmt, options, reader):
+    for raw in raws:
         if isinstance(raw, PyRecords):
             if raw.records:
                 yield python_batch(raw.records, plan, raw.file)
         elif raw.data.num_rows:
             yield convert_batch(raw, plan)
+
+
+def _rows(raw) -> int:
+    return len(raw.records) if isinstance(raw, PyRecords) else raw.data.num_rows
 
 
 # --------------------------------------------------------------------------------------------

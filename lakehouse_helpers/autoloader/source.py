@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from .badfiles import columns_or_skip
 from .files import FILE_LOG_NAME, _exists, _read_bytes, _write_text, list_files
 from .history import file_columns, group_columns, read_schema_version, schema_versions, write_schema_version
 from .readers import groups, read_files
@@ -102,11 +103,14 @@ class CloudFilesStream:
         known = {n.lower() for n, _ in self.fields}
         found: dict[str, str] = {}
         where = ""
+        # A corrupt file fails the stream naming it, or is skipped and recorded (badfiles).
+        together = lambda g: group_columns(g, self.fmt, self.options, False)  # noqa: E731
+        one = lambda g: file_columns(g[0]["path"], self.fmt, self.options, self.infer_types)  # noqa: E731
         for group in groups(files, self.fmt):  # small JSON files: one parse, file by file only if new
-            if len(group) > 1 and all(n.lower() in known for n, _ in group_columns(group, self.fmt, self.options, False)):
+            if len(group) > 1 and all(n.lower() in known for n, _ in columns_or_skip(group, self.options, together)):
                 continue
             for f in group:
-                for name, t in file_columns(f["path"], self.fmt, self.options, self.infer_types):
+                for name, t in columns_or_skip([f], self.options, one):
                     if name.lower() not in known and name not in found:
                         found[name] = t
                         where = where or f["path"]
