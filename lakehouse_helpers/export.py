@@ -201,9 +201,10 @@ def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
         if down is None:
             raise
         raise services.ServiceError(
-            f"{down}\nThe export stopped before its watermark was committed, so nothing is marked exported. "
-            f"Once S3 is back, run it again: it exports what is missing and rewrites the same files.\n"
-            f"(the export failed with: {_first_line(exc)})"
+            f"{down.problem}\nThe export stopped before its watermark was committed, so nothing is marked "
+            f"exported (it failed with: {_first_line(exc)}).",
+            service=down.service, address=down.address,
+            fix=f"{down.fix} Then run the export again: it exports what is missing and rewrites the same files.",
         ) from None
     return ExportResult(first, last, rows, round(time.monotonic() - start, 2), partitions)
 
@@ -213,12 +214,12 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-def _s3_down(settings: Settings) -> str | None:
-    """Why S3 cannot be used now (its check's message, with the fix), or None when it answers."""
+def _s3_down(settings: Settings) -> services.ServiceError | None:
+    """Why S3 cannot be used now (its check's error, with the fix), or None when it answers."""
     try:
         services.check(settings, "s3")
     except services.ServiceError as exc:
-        return str(exc)
+        return exc
     return None
 
 

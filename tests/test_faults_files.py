@@ -19,9 +19,9 @@ import pytest
 from lakehouse_helpers import autoloader as al
 from lakehouse_helpers import layout, services, storage
 from lakehouse_helpers.export import export_to_landing, read_watermark
-from lakehouse_helpers.services._process import read_pid
 from lakehouse_helpers.stream import ensure_tables
-from tests.test_autoloader import Place, Stream, place, write_json  # noqa: F401 - place: a fixture
+from tests.autoloader_places import Place, Stream, write_json
+from tests.test_autoloader import place  # noqa: F401 - a fixture
 from tests.test_stream_export import _append_raw, _objects, export_settings  # noqa: F401 - a fixture
 
 # Every row runs against the real services and a Spark session.
@@ -41,7 +41,7 @@ class S3Killer(threading.Thread):
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline and self.killed_at is None:
             if any(p.is_file() for p in self.landing.glob(".spark-staging-*/**/*")):
-                pid = read_pid(self.settings.services_dir / "s3" / "service.pid")
+                pid = next(st.pid for st in services.status(self.settings) if st.name == "s3")
                 os.killpg(pid, signal.SIGKILL)
                 self.killed_at = time.monotonic()
                 with contextlib.suppress(ChildProcessError):
@@ -80,8 +80,8 @@ def test_s3_down_mid_export_then_rerun(spark, stack, export_settings, observed):
     with pytest.raises(services.ServiceError) as refused:
         export_to_landing(spark, s)  # S3 still down: refused before anything runs
     refused_after = time.monotonic() - start
-    services.down(stack, ["s3"], log=lambda *_: None)  # the killed server's pid file
-    services.up(stack, ["s3"], log=lambda *_: None)
+    services.down(stack, ["s3"])  # the killed server's pid file
+    services.up(stack, ["s3"])
 
     marked = read_watermark(s)
     staged = [k for k, _, _ in _objects(s, f"{layout.LANDING_PREFIX}/.spark-staging-")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from .schema import (
     to_struct,
 )
 from .source import register
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ def schema_change(exc: BaseException) -> SchemaChange | None:
     return SchemaChange("UnknownFieldException", fields, m.group(2), m.group(3).split(" (run_with_restarts")[0].strip())
 
 
-def run_with_restarts(start: Callable[[], Any], max_restarts: int = 3, log=print) -> int:
+def run_with_restarts(start: Callable[[], Any], max_restarts: int = 3) -> int:
     """Run a stream to completion, restarting it after an unknown-field error (the schema was
     already widened) the way a Databricks job retry does; give up after `max_restarts`.
 
@@ -231,4 +234,5 @@ def run_with_restarts(start: Callable[[], Any], max_restarts: int = 3, log=print
             raise exc
         restarts += 1
         first = str(exc).split("UNKNOWN_FIELD_EXCEPTION", 1)[1].split("\n", 1)[0]
-        log(f"restart {restarts}/{max_restarts} after a schema change: UNKNOWN_FIELD_EXCEPTION{first[:300]}")
+        # A warning: a job's log shows it, and so does a notebook (Python's last-resort handler).
+        log.warning(f"restart {restarts}/{max_restarts} after a schema change: UNKNOWN_FIELD_EXCEPTION{first[:300]}")

@@ -15,16 +15,19 @@ Results: a table on the terminal, `<state_dir>/bench/latest.json` and `<state_di
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from ..settings import Settings
 from .sandbox import Sandbox
 from .scoreboard import Stage, format_table, plot_ratios
 
+log = logging.getLogger(__name__)
+
 __all__ = ["main", "scoreboard", "write_results"]
 
 
-def _stages(spark, box: Sandbox, events: int, small_files: int, log) -> list[Stage]:
+def _stages(spark, box: Sandbox, events: int, small_files: int) -> list[Stage]:
     from ..events import generate
     from .file_stages import autoloader_stages
     from .kafka_stages import produce_stage, stream_stage, warm_up
@@ -34,8 +37,8 @@ def _stages(spark, box: Sandbox, events: int, small_files: int, log) -> list[Sta
 
     def done(stage: Stage) -> None:
         stages.append(stage)
-        log(f"  {stage.name:30s} workbook {stage.workbook.rate:10,.0f}  limit {stage.limit.rate:10,.0f}  "
-            f"ratio {stage.ratio:5.2f}  {stage.unit}")
+        log.info(f"  {stage.name:30s} workbook {stage.workbook.rate:10,.0f}  limit {stage.limit.rate:10,.0f}  "
+                 f"ratio {stage.ratio:5.2f}  {stage.unit}")
 
     batch = generate(events=events)  # the workbook's default faults: malformed, invalid, duplicates
     done(produce_stage(box, batch))
@@ -49,16 +52,16 @@ def _stages(spark, box: Sandbox, events: int, small_files: int, log) -> list[Sta
     return stages
 
 
-def scoreboard(settings: Settings, events: int, small_files: int = 1000, keep: bool = False, log=print) -> list[Stage]:
+def scoreboard(settings: Settings, events: int, small_files: int = 1000, keep: bool = False) -> list[Stage]:
     """Every stage at `events` order events (Auto Loader: that many rows in 10 files of each
     format, plus `small_files` JSON files of 10 rows). `keep` leaves the run's data for inspection."""
     from ..spark import get_spark
 
     spark = get_spark(settings)
     box = Sandbox.create(settings)
-    log(f"scoreboard for {events:,} events in {box.root} (topic {box.workbook.kafka_topic}):")
+    log.info(f"scoreboard for {events:,} events in {box.root} (topic {box.workbook.kafka_topic}):")
     try:
-        return _stages(spark, box, events, small_files, log)
+        return _stages(spark, box, events, small_files)
     finally:
         if not keep:
             box.cleanup(spark)
