@@ -104,6 +104,13 @@ def classify(kafka_df):
         "coalesce(size(from_json(concat('[', payload, ']'), 'array<string>', map('allowSingleQuotes', 'false'))), 0) = 1"
     )
     malformed = F.expr("json_object_keys(payload)").isNull() | F.col("_corrupt_record").isNotNull() | ~one_value
+    # An object whose field has the wrong type (a string quantity) is corrupt too: say which field.
+    typed = [(n, t) for n, t in EVENT_FIELDS if t not in ("string", "timestamp")]
+    wrong_types = F.concat_ws("; ", *[
+        F.when(F.get_json_object("payload", f"$.{n}").isNotNull() & F.col(n).isNull(),
+               F.concat(F.lit(f"{n} is not {'an' if t == 'int' else 'a'} {t}: "), F.get_json_object("payload", f"$.{n}")))
+        for n, t in typed
+    ])
     missing = [F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_FIELDS]
     missing_list = F.concat_ws(",", *missing)  # event_ts also counts when unparseable
     products = F.array(*[F.lit(p) for p in sorted(PRODUCT_IDS)])
@@ -114,7 +121,8 @@ def classify(kafka_df):
         .when(~F.array_contains(products, F.col("product_id")), F.lit(UNKNOWN_PRODUCT))
     )
     detail = (
-        F.when(malformed, F.lit("payload is not a JSON object"))
+        F.when(malformed & (wrong_types != ""), wrong_types)
+        .when(malformed, F.lit("payload is not a JSON object"))
         .when(missing_list != "", F.concat(F.lit("missing: "), missing_list))
         .when(F.col("quantity") <= 0, F.concat(F.lit("quantity="), F.col("quantity").cast("string")))
         .when(~F.array_contains(products, F.col("product_id")), F.concat(F.lit("product_id="), F.col("product_id")))

@@ -179,7 +179,8 @@ def test_malformed_json_at_half_the_stream_is_quarantined_exactly(spark, lake, o
     row="9", fault="a type change mid-stream: from the middle on, every other event's quantity is a string "
                    "(\"three\", \"3\")",
     must_hold="none lost: raw + quarantine == messages; each changed event quarantined (classify: "
-              "malformed_json), count by reason == injected, its payload kept as sent")
+              "malformed_json, the detail naming the field and its value), count by reason == injected, "
+              "its payload kept as sent")
 def test_a_type_change_mid_stream_is_quarantined_with_its_reason_and_counted(spark, lake, observed):
     events = [json.loads(m.value) for m in generate(events=200, seed=91, **CLEAN).messages]
     changed = set(range(100, 200, 2))
@@ -199,6 +200,8 @@ def test_a_type_change_mid_stream_is_quarantined_with_its_reason_and_counted(spa
     assert counts["raw"] + counts["quarantine"] == len(events) == _topic_size(lake), "an event was lost"
     assert set(quarantined) == changed_offsets, "quarantined events differ from the changed ones"
     assert by_reason == {MALFORMED_JSON: len(changed)}
+    # The reason says which field and what came instead.
+    assert all(quarantined[offsets[i]][1] == f"quantity is not an int: {events[i]['quantity']}" for i in changed), details
     assert all(kept[offsets[i]] == events[i]["quantity"] for i in changed), "a payload was not kept as sent"
     assert counts["raw"] == len(events) - len(changed)
 
