@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import services
+from . import layout, services
 from .events import Batch, GeneratorConfig
 from .settings import Settings
 
@@ -64,13 +64,9 @@ def batch_id(config: GeneratorConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def manifest_dir(settings: Settings, topic: str) -> Path:
-    return settings.data_dir / "produced" / topic
-
-
 def load_manifests(settings: Settings, topic: str | None = None) -> list[dict]:
     """What 01 produced to the topic: one manifest per batch, oldest first."""
-    folder = manifest_dir(settings, topic or settings.kafka_topic)
+    folder = layout.manifest_dir(settings, topic or settings.kafka_topic)
     manifests = [json.loads(p.read_text()) for p in folder.glob("*.json")]
     return sorted(manifests, key=lambda m: m["produced_at"])
 
@@ -101,7 +97,7 @@ def _end_offset(settings: Settings, topic: str) -> int:
 
 
 def _already_produced(settings: Settings, topic: str, bid: str) -> dict | None:
-    path = manifest_dir(settings, topic) / f"{bid}.json"
+    path = layout.manifest_dir(settings, topic) / f"{bid}.json"
     if not path.is_file():
         return None
     manifest = json.loads(path.read_text())
@@ -114,7 +110,7 @@ def _already_produced(settings: Settings, topic: str, bid: str) -> dict | None:
 
 def _pending_path(settings: Settings, topic: str, bid: str) -> Path:
     # A folder of its own: load_manifests reads finished batches only.
-    return manifest_dir(settings, topic) / "pending" / f"{bid}.json"
+    return layout.manifest_dir(settings, topic) / "pending" / f"{bid}.json"
 
 
 def _start_or_resume(settings: Settings, topic: str, bid: str, messages: list) -> tuple[list, int]:
@@ -322,7 +318,7 @@ def _record(settings: Settings, batch: Batch, result: ProduceResult) -> None:
         "first_offset": result.first_offset, "last_offset": result.last_offset,
         "end_offset_total": end_offset_total, "expected": result.expected, "counts": result.counts,
     }
-    (manifest_dir(settings, result.topic) / f"{result.batch_id}.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (layout.manifest_dir(settings, result.topic) / f"{result.batch_id}.json").write_text(json.dumps(manifest, indent=2, default=str))
     _pending_path(settings, result.topic, result.batch_id).unlink(missing_ok=True)
 
 

@@ -37,7 +37,7 @@ def check_schema(df, expected: dict[str, str]) -> CheckResult:
     problems = [f"missing {missing}"] * bool(missing) + [f"wrong types {wrong}"] * bool(wrong)
     return CheckResult(
         "schema", not problems, "; ".join(problems) or "as expected", f"{len(expected)} typed columns",
-        detail="Columns must match the raw table contract (stream.EVENT_FIELDS)." if problems else "",
+        detail="Columns must match the raw table contract (contract.EVENT_FIELDS)." if problems else "",
     )
 
 

@@ -48,11 +48,6 @@ class EarlierRun:
     seconds: float
 
 
-def run_file(settings: Settings, name: str) -> Path:
-    """The record of the checkpoint's latest run: beside the checkpoint, not inside Spark's folder."""
-    return Path(layout.checkpoint(settings, name) + ".run.json")
-
-
 def _query_id(settings: Settings, name: str) -> str | None:
     """The query's id, fixed by its checkpoint (`metadata`, written by its first run)."""
     metadata = Path(layout.checkpoint(settings, name)) / "metadata"
@@ -106,7 +101,7 @@ def claim(spark, settings: Settings, name: str, mode: str, wait_s: float = WAIT_
     record this session as the checkpoint's runner. Returns what was found, or None."""
     if settings.profile == "databricks":
         return None  # the runtime owns its sessions and their queries: nothing here to re-attach to
-    path = run_file(settings, name)
+    path = layout.run_file(settings, name)
     earlier = json.loads(path.read_text()) if path.is_file() else None
     query_id = _query_id(settings, name)
     found = _settle(spark, settings, earlier, query_id, wait_s) if earlier and query_id else None

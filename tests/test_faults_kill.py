@@ -24,7 +24,6 @@ from lakehouse_helpers import layout, services
 from lakehouse_helpers.events import generate
 from lakehouse_helpers.produce import ProduceError, produce
 from lakehouse_helpers.stream import QUERY_NAME, StreamBusy, run_stream
-from lakehouse_helpers.stream_owner import run_file
 from tests.conftest import ROOT
 from tests.test_faults import CLEAN, _offsets, _topic_size
 
@@ -111,7 +110,7 @@ def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake
     assert not raw_coords & quar_coords, "an offset is in both raw and quarantine"
     assert raw + quar == topic == len(first.messages) + len(second.messages)
     assert raw == first.expected["raw"] + second.expected["raw"]
-    assert json.loads(run_file(lake, QUERY_NAME).read_text())["pid"] == os.getpid()  # this run is recorded
+    assert json.loads(layout.run_file(lake, QUERY_NAME).read_text())["pid"] == os.getpid()  # this run is recorded
 
 
 def _event_ids(settings) -> Counter:

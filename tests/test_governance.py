@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from lakehouse_helpers import access, governance
+from lakehouse_helpers import access, governance, layout
 from lakehouse_helpers.governance import RowFilter, TableGovernance
 
 SPEC = [
@@ -100,10 +100,10 @@ def test_local_backend_comments_tags_constraints_and_grants_read_back(spark, gov
     assert props["tag.layer"] == "silver" and props["tag.email.pii"] == "email"
     assert props["governance.owner"] == "data_engineers"
     assert props["delta.constraints.known_country"] == "country IS NOT NULL"
-    grants = {(r["principal"], r["privilege"]) for r in spark.table(governance.grants_table(governed)).collect()}
+    grants = {(r["principal"], r["privilege"]) for r in spark.table(layout.declared_grants(governed)).collect()}
     assert grants == {(p, priv) for p, privs in SPEC[0].grants.items() for priv in privs}
     governance.apply(spark, governed, SPEC)  # idempotent: a second apply changes nothing
-    assert spark.table(governance.grants_table(governed)).count() == len(grants)
+    assert spark.table(layout.declared_grants(governed)).count() == len(grants)
 
 
 def _query_as(user: str, settings, sql: str, test_env: dict) -> list[dict]:

@@ -13,7 +13,7 @@ import pytest
 from pyspark.errors import PySparkException
 
 from lakehouse_helpers import medallion, truth
-from lakehouse_helpers.bronze import drift_batch
+from lakehouse_helpers.drops import drift_batch
 from lakehouse_helpers.events import GeneratorConfig, generate
 from lakehouse_helpers.expectations import Expectation, ExpectationFailed, evaluate, raise_on_fail
 from lakehouse_helpers.runner import NOTEBOOKS_DIR

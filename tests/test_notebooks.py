@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import catalog, lineage, medallion, nbtools, storage, truth
-from lakehouse_helpers.bronze import drift_batch
+from lakehouse_helpers import catalog, layout, lineage, medallion, nbtools, storage, truth
+from lakehouse_helpers.drops import drift_batch
 from lakehouse_helpers.events import REASONS, GeneratorConfig, generate
-from lakehouse_helpers.governance import RowFilter, TableGovernance, grants_table
+from lakehouse_helpers.governance import RowFilter, TableGovernance
 from lakehouse_helpers.runner import NOTEBOOKS_DIR, discover, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.services, pytest.mark.spark]
@@ -285,7 +285,7 @@ def test_07_catalog_reads_back_the_spec(first_run, spark):
         assert props["governance.owner"] == t.owner
         comments = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
         assert {c: comments[c] for c in t.columns} == t.columns, table
-    declared = {(r["table_name"], r["principal"], r["privilege"]) for r in spark.table(grants_table(settings)).collect()}
+    declared = {(r["table_name"], r["principal"], r["privilege"]) for r in spark.table(layout.declared_grants(settings)).collect()}
     assert declared == {(t.table(settings), p, priv) for t in spec for p, privs in t.grants.items() for priv in privs}
     row = catalog.describe(spark, settings.table("silver", "orders"))
     assert row["pii_columns"] == "customer_email" and row["tags"] == "layer=silver"

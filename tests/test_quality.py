@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lakehouse_helpers import quality
-from lakehouse_helpers.stream import EVENT_FIELDS
+from lakehouse_helpers.contract import EVENT_FIELDS
 
 # The `spark` fixture is a session on the test stack: every service, and Spark.
 pytestmark = [pytest.mark.services, pytest.mark.spark]

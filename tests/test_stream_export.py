@@ -7,9 +7,11 @@ import json
 import pytest
 
 from lakehouse_helpers import layout, storage
+from lakehouse_helpers.contract import RAW_COLUMNS
 from lakehouse_helpers.events import generate
-from lakehouse_helpers.export import export_to_landing, read_watermark
-from lakehouse_helpers.stream import RAW_COLUMNS, classify, ensure_tables, input_rows
+from lakehouse_helpers.export import export_to_landing
+from lakehouse_helpers.landing import read_watermark
+from lakehouse_helpers.stream import classify, ensure_tables, input_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
 

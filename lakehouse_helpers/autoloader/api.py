@@ -70,15 +70,11 @@ def _with_source(fields, source_column):
 
 
 def s3_options(settings) -> dict:
-    """Options that let the Python reader reach the configured S3 endpoint. The key options'
-    names contain `access.key` / `secret`, which Spark redacts from plans and logs."""
-    out = {"s3.region": settings.s3_region}
-    if settings.s3_endpoint:
-        out["s3.endpoint"] = settings.s3_endpoint
-    if settings.s3_access_key:
-        out["s3.access.key"] = settings.s3_access_key.reveal()
-        out["s3.secret.key"] = settings.s3_secret_key.reveal()
-    return out
+    """Options that let the Python reader reach the configured S3 endpoint (see
+    `storage.s3_connection`): plain strings, so they travel to Spark Connect's workers."""
+    from ..storage import s3_connection
+
+    return s3_connection(settings).as_options()
 
 
 def read_stream(
