@@ -88,7 +88,8 @@ def grants(spark, settings: Settings, spec: list[TableGovernance], backend: str 
             from . import unity
 
             held = unity.get_grants(settings, table)
-            rows += [(table, p, priv, "stored by the Unity Catalog server") for p in sorted(held) for priv in sorted(held[p])]
+            rows += [(table, p, priv, "stored by the Unity Catalog server") for p in sorted(held)
+                for priv in sorted(held[p])]
     return pd.DataFrame(rows, columns=GRANT_COLUMNS)
 
 

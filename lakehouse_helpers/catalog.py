@@ -59,7 +59,8 @@ def _unity_catalog_tags(spark, table: str) -> tuple[dict, dict, str]:
     catalog, schema, name = table.split(".")
     where = f"schema_name = {quote(schema)} AND table_name = {quote(name)}"
     info = f"{catalog}.information_schema"
-    table_tags = {r[0]: r[1] for r in spark.sql(f"SELECT tag_name, tag_value FROM {info}.table_tags WHERE {where}").collect()}
+    table_tags = {r[0]: r[1]
+        for r in spark.sql(f"SELECT tag_name, tag_value FROM {info}.table_tags WHERE {where}").collect()}
     column_tags: dict[str, dict[str, str]] = {}
     for r in spark.sql(f"SELECT column_name, tag_name, tag_value FROM {info}.column_tags WHERE {where}").collect():
         column_tags.setdefault(r[0], {})[r[1]] = r[2]
@@ -101,13 +102,15 @@ def report(spark, settings: Settings, tables: dict[str, str] | None = None):
     from .governance import backend_of
 
     tables, backend = tables or workbook_tables(settings), backend_of(settings)
-    rows = [{"layer": layer, **describe(spark, t, backend)} for t, layer in tables.items() if spark.catalog.tableExists(t)]
+    rows = [{"layer": layer, **describe(spark, t, backend)} for t, layer in tables.items()
+        if spark.catalog.tableExists(t)]
     return pd.DataFrame(rows)
 
 
 def fingerprint(spark, table: str) -> tuple[int, str]:
     """Row count and an order-independent checksum of every value: equal means the same rows."""
-    row = spark.sql(f"SELECT count(*) AS n, coalesce(sum(CAST(xxhash64(*) AS DECIMAL(38, 0))), 0) AS h FROM {table}").first()
+    row = spark.sql(
+        f"SELECT count(*) AS n, coalesce(sum(CAST(xxhash64(*) AS DECIMAL(38, 0))), 0) AS h FROM {table}").first()
     return row["n"], str(row["h"])
 
 

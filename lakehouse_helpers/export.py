@@ -163,7 +163,8 @@ def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
     try:
         first, last, changes = pending_changes(spark, settings)
         if changes is None:
-            return ExportResult(None, last, 0, round(time.monotonic() - start, 2), skipped_reason="nothing new since the last export")
+            return ExportResult(None, last, 0, round(time.monotonic() - start, 2),
+                skipped_reason="nothing new since the last export")
         changes = changes.persist()
         try:
             rows = changes.count()

@@ -159,7 +159,8 @@ def local_statements(settings: Settings, spec: list[TableGovernance], columns: d
             out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
                        f"RETURN {filter_body(f, _is([*privileged, f.privileged]))}")
             where = f" WHERE {fn}({f.column})"
-        out.append(f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} FROM {table}{where}")
+        out.append(
+            f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} FROM {table}{where}")
     return out
 
 
@@ -167,7 +168,8 @@ GRANTS_DDL = "table_name STRING, principal STRING, privilege STRING, enforced_by
 
 
 def _record_grants(spark, settings: Settings, spec: list[TableGovernance]) -> None:
-    rows = [(t.table(settings), p, priv, "Unity Catalog only") for t in spec for p, privs in t.grants.items() for priv in privs]
+    rows = [(t.table(settings), p, priv, "Unity Catalog only") for t in spec for p, privs in t.grants.items()
+        for priv in privs]
     target = layout.declared_grants(settings)
     spark.sql(f"CREATE TABLE IF NOT EXISTS {target} ({GRANTS_DDL}) USING DELTA")
     df = spark.createDataFrame(rows, GRANTS_DDL)

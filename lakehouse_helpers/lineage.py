@@ -180,7 +180,8 @@ def column_lineage(spark, settings: Settings, tables: list[str], table: str, col
             for out_col, spec in fields.items():
                 for f in spec.get("inputFields", []):
                     source = resolve((f["namespace"], f["name"]))
-                    kind = ", ".join(sorted({t.get("subtype", t.get("type", "")) for t in f.get("transformations", [])}))
+                    kind = ", ".join(
+                        sorted({t.get("subtype", t.get("type", "")) for t in f.get("transformations", [])}))
                     if target and source and (source, f["field"]) != (target, out_col):
                         sources.setdefault((target, out_col), set()).add((source, f["field"], kind))
     rows, todo, seen = [], [(table, column)], set()

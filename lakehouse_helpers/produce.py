@@ -206,7 +206,8 @@ def _send_all(producer, topic: str, messages, headers, progress: bool, timeout_s
     partition = 0 if producer.partitions_for(topic) == {0} else None
     futures, errors = [], []
     send, add = producer.send, futures.append
-    bar = _progress_bar()(total=len(messages), desc=f"producing to {topic}", unit="msg", disable=not progress, mininterval=0.5)
+    bar = _progress_bar()(total=len(messages), desc=f"producing to {topic}", unit="msg", disable=not progress,
+        mininterval=0.5)
     with bar, _gc_paused():
         try:
             for start in range(0, len(messages), SEND_CHUNK):  # the bar moves per chunk, not per message
@@ -226,7 +227,8 @@ def _send_all(producer, topic: str, messages, headers, progress: bool, timeout_s
         except KafkaTimeoutError:
             _force_close(producer)
     delivered = [f.value.offset for f in futures if f.succeeded()]
-    errors += [repr(f.exception) if f.is_done else f"not acknowledged within {timeout_s:g} s" for f in futures if not f.succeeded()]
+    errors += [repr(f.exception) if f.is_done else f"not acknowledged within {timeout_s:g} s" for f in futures
+        if not f.succeeded()]
     # One line per distinct error (a batch's futures share one), with how many messages it hit.
     return delivered, [f"{e} x{n}" if n > 1 else e for e, n in Counter(errors).items()]
 
@@ -318,7 +320,8 @@ def _record(settings: Settings, batch: Batch, result: ProduceResult) -> None:
         "first_offset": result.first_offset, "last_offset": result.last_offset,
         "end_offset_total": end_offset_total, "expected": result.expected, "counts": result.counts,
     }
-    (layout.manifest_dir(settings, result.topic) / f"{result.batch_id}.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (layout.manifest_dir(settings, result.topic) / f"{result.batch_id}.json").write_text(
+        json.dumps(manifest, indent=2, default=str))
     _pending_path(settings, result.topic, result.batch_id).unlink(missing_ok=True)
 
 

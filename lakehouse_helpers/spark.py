@@ -61,7 +61,8 @@ def spark_conf(
         # Quiet start-up: the log level applies before the session exists.
         # An in-driver Derby (no embedded services) logs beside the driver, not into the cwd.
         "spark.driver.extraJavaOptions": " ".join(jvm.options(settings, driver, properties={
-            "java.io.tmpdir": scratch, "derby.stream.error.file": jvm.spark_log_file(settings).with_name("derby.log")})),
+            "java.io.tmpdir": scratch,
+            "derby.stream.error.file": jvm.spark_log_file(settings).with_name("derby.log")})),
     }
     conf.update(_s3a_conf(settings))
     conf.update(_catalog_conf(settings))

@@ -44,7 +44,8 @@ def classify(kafka_df):
 
     known = [n for n, _ in EVENT_FIELDS]
     payload = F.col("value").cast("string")
-    parsed = F.from_json(payload, event_schema(), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
+    parsed = F.from_json(payload, event_schema(),
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
     df = kafka_df.select(
         payload.alias("payload"),
         F.col("key").cast("string").alias("kafka_key"),
@@ -66,7 +67,8 @@ def classify(kafka_df):
     # second would vanish) and single quotes parse too: a payload is valid only as exactly one
     # strict JSON value when wrapped in brackets.
     one_value = F.expr(
-        "coalesce(size(from_json(concat('[', payload, ']'), 'array<string>', map('allowSingleQuotes', 'false'))), 0) = 1"
+        "coalesce(size(from_json(concat('[', payload, ']'), 'array<string>',"
+        " map('allowSingleQuotes', 'false'))), 0) = 1"
     )
     malformed = F.expr("json_object_keys(payload)").isNull() | F.col("_corrupt_record").isNotNull() | ~one_value
     missing = [F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_FIELDS]
@@ -307,7 +309,8 @@ def table_counts(spark, settings: Settings) -> dict:
 
     out = row_counts(spark, settings)
     reasons = (
-        spark.read.format("delta").load(layout.quarantine(settings)).groupBy("reason").agg(F.count("*").alias("n")).collect()
+        spark.read.format("delta").load(layout.quarantine(settings)).groupBy("reason").agg(
+            F.count("*").alias("n")).collect()
     )
     out.update({f"quarantine_{r['reason']}": r["n"] for r in sorted(reasons, key=lambda r: r["reason"])})
     return out

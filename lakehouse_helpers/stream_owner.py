@@ -3,7 +3,8 @@
 With Spark Connect (the default) a streaming query runs on the Spark server, not in the kernel
 that started it. A kernel killed mid-run (a crash, SIGKILL, the OOM killer) leaves its query
 running on the server for as long as the dead client's session lives: an hour after its last
-request, and the query's own foreachBatch worker makes requests in that session every batch. Re-running notebook 02 then meets that
+request, and the query's own foreachBatch worker makes requests in that session every batch. Re-running notebook 02 then
+meets that
 run: Spark's default (`spark.sql.streaming.stopActiveRunOnRestart`) stops it mid-batch, killing
 its foreachBatch worker with a Delta write perhaps in flight; with the setting off the re-run
 fails with "another query with same id is already active".

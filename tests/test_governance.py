@@ -93,7 +93,8 @@ def governed(spark, stack):
 @pytest.mark.spark
 def test_local_backend_comments_tags_constraints_and_grants_read_back(spark, governed):
     table = SPEC[0].table(governed)
-    assert spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Comment'").first()["data_type"] == SPEC[0].description
+    assert spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Comment'").first()["data_type"] == SPEC[
+        0].description
     comments = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
     assert {c: comments[c] for c in SPEC[0].columns} == SPEC[0].columns
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}

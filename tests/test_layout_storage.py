@@ -28,7 +28,8 @@ def test_local_paths_live_under_the_data_folder_and_never_collide(settings):
     data = str(settings.data_dir.resolve())
     assert all(p.startswith(data + "/") for p in paths)
     assert len(set(paths)) == len(paths)
-    assert str(layout.run_file(settings, layout.RAW_STREAM)) == layout.checkpoint(settings, layout.RAW_STREAM) + ".run.json"
+    assert str(layout.run_file(settings, layout.RAW_STREAM)) == layout.checkpoint(settings,
+        layout.RAW_STREAM) + ".run.json"
 
 
 def test_s3_names_and_tables(settings):

@@ -110,4 +110,5 @@ def gold_stage(spark, box: Sandbox) -> Stage:
 
     _, seconds = timed(native_run)
     written = sum(spark.table(target).count() for target in targets)
-    return Stage("gold (materialize)", "rows/s", "CREATE TABLE AS SELECT", workbook, Side(silver_rows, seconds, written))
+    return Stage("gold (materialize)", "rows/s", "CREATE TABLE AS SELECT", workbook,
+        Side(silver_rows, seconds, written))
