@@ -1,68 +1,45 @@
 """Conformance of the open-source Auto Loader (lakehouse_helpers.autoloader) with the behaviour
-the Databricks documentation gives for `cloudFiles`. One row per behaviour, and its test:
+the Databricks documentation gives for `cloudFiles`: one line per behaviour, and its tests.
 
-| behaviour (Databricks docs)                                                        | test
-              |
-|------------------------------------------------------------------------------------|-------------------------------------------------|
-| formats: json (JSON Lines), csv with a header row, parquet                          | test_formats
-               |
-| schemaLocation: inferred schema recorded as _schemas/0                              | test_inference_records_version_0
-               |
-| JSON/CSV inference: every column a string unless inferColumnTypes                   |
-test_inference_strings_by_default               |
-| inferColumnTypes: JSON/CSV columns typed (long, double, boolean)                    | test_infer_column_types
-               |
-| inference samples existing files, bounded by a file count and by bytes              | test_inference_sample_is_bounded
-               |
-| Parquet: schemas of the sampled files merge to the widest type                      |
-test_parquet_merges_to_widest_type              |
-| key=value folders become partition columns                                          |
-test_partition_columns_from_folders             |
-| schemaHints pin column types                                                        | test_schema_hints
-               |
-| rescued data column: type mismatches, case-mismatched names, the file path          | test_rescued_data_column
-               |
-| rescued data column name is configurable                                            | test_rescued_data_column_name
-               |
-| addNewColumns (default without schema): record merged schema, fail naming fields    | test_add_new_columns
-               |
-|   and file; restarted, read with the wider schema; old rows null; types not widened |
-               |
-| rescue: schema never changes, stream never fails, new columns rescued               | test_rescue_mode
-               |
-| failOnNewColumns: fails, and keeps failing until the schema is changed              | test_fail_on_new_columns
-               |
-| none (default with a schema): new columns ignored, nothing fails                    | test_none_mode
-               |
-| includeExistingFiles=false: only files that arrive later; read on first start only  | test_include_existing_files
-               |
-| maxFilesPerTrigger, maxBytesPerTrigger                                              | test_read_limits
-               |
-| availableNow: everything present at start, then stop                                | test_available_now_stops
-               |
-| exactly once per file across restarts                                               |
-test_exactly_once_across_restarts               |
-| exactly once per file when the process is killed mid-run                            |
-test_killed_process_restarts_exactly_once       |
-| a job retry restarts after an unknown-field error, with a bound                     | test_run_with_restarts
-               |
-| bad options get a clear error                                                       | test_bad_options
-               |
-| a value that does not fit, amid a large clean batch, is rescued with its file path; |
-test_misfits_rescued_amid_a_large_batch         |
-|   the other rows keep their typed values (and only the misfits take the slow path)  |
-test_only_misfits_take_the_python_path          |
-| a file larger than the reader's memory is read in bounded memory (JSON Lines in     |
-test_large_files_in_bounded_memory              |
-|   blocks of lines, Parquet in row batches)                                          |   (in
-test_autoloader_reading.py)               |
+- formats: json (JSON Lines), csv with a header row, parquet: test_formats
+- schemaLocation: inferred schema recorded as _schemas/0: test_inference_records_version_0
+- JSON/CSV inference: every column a string unless inferColumnTypes:
+  test_inference_strings_by_default
+- inferColumnTypes: JSON/CSV columns typed (long, double, boolean): test_infer_column_types
+- inference samples existing files, bounded by a file count and by bytes:
+  test_inference_sample_is_bounded
+- Parquet: schemas of the sampled files merge to the widest type: test_parquet_merges_to_widest_type
+- key=value folders become partition columns: test_partition_columns_from_folders
+- schemaHints pin column types: test_schema_hints
+- rescued data column: type mismatches, case-mismatched names, the file path:
+  test_rescued_data_column
+- rescued data column name is configurable: test_rescued_data_column_name
+- addNewColumns (default without schema): record merged schema, fail naming fields and file;
+  restarted, read with the wider schema; old rows null; types not widened: test_add_new_columns
+- rescue: schema never changes, stream never fails, new columns rescued: test_rescue_mode
+- failOnNewColumns: fails, and keeps failing until the schema is changed: test_fail_on_new_columns
+- none (default with a schema): new columns ignored, nothing fails: test_none_mode
+- includeExistingFiles=false: only files that arrive later; read on first start only:
+  test_include_existing_files
+- maxFilesPerTrigger, maxBytesPerTrigger: test_read_limits
+- availableNow: everything present at start, then stop: test_available_now_stops
+- exactly once per file across restarts: test_exactly_once_across_restarts
+- exactly once per file when the process is killed mid-run:
+  test_killed_process_restarts_exactly_once
+- a job retry restarts after an unknown-field error, with a bound: test_run_with_restarts
+- bad options get a clear error: test_bad_options
+- a value that does not fit, amid a large clean batch, is rescued with its file path; the other rows
+  keep their typed values (and only the misfits take the slow path):
+  test_misfits_rescued_amid_a_large_batch, test_only_misfits_take_the_python_path
+- a file larger than the reader's memory is read in bounded memory (JSON Lines in blocks of lines,
+  Parquet in row batches): test_large_files_in_bounded_memory (in test_autoloader_reading.py)
 
-Every row runs on the local filesystem and on S3 (s3a:// paths; the `place` fixture: [local] and
+Every behaviour runs on the local filesystem and on S3 (s3a:// paths; the `place` fixture: [local] and
 [s3]) except the last: the bounded-memory test writes a 200 MB file per format and measures the
 reader's own peak memory in a subprocess, on local disk only, since uploading and reading 400 MB
 through the S3 server would add minutes to the suite (both storages are read through the same
 pyarrow filesystem, `autoloader.filesystem`). Stream outputs and checkpoints are local Delta
-tables in every row. The files and the stream each test uses are in tests/autoloader_places.py.
+tables in every test. The files and the stream each test uses are in tests/autoloader_places.py.
 """
 
 from __future__ import annotations
