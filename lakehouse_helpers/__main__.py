@@ -24,7 +24,8 @@ def parse_parameters(pairs: list[list[str]], words: str = "") -> dict:
     for word in shlex.split(words or ""):
         name, sep, value = word.partition("=")
         if not sep or not name.isidentifier():
-            raise ValueError(f"{word!r} in --params (PARAMS) is not name=value, e.g. PARAMS=\"mode=live live_seconds=60\"")
+            raise ValueError(
+                f"{word!r} in --params (PARAMS) is not name=value, e.g. PARAMS=\"mode=live live_seconds=60\"")
         params[name] = _parse_value(value)
     return params
 
@@ -43,10 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="start-up costs, and each stage's rate next to its native limit")
     bench.add_argument("--events", type=int, default=100_000, help="scoreboard size in order events (0: skip it)")
     bench.add_argument("--small-files", type=int, default=1000, help="small JSON files for Auto Loader (0: skip)")
-    bench.add_argument("--skip-startup", action="store_true", help="keep the running services: no cold start, no Spark start")
-    bench.add_argument("--notebooks", action="store_true", help="also run every notebook in connect and in classic mode")
+    bench.add_argument("--skip-startup", action="store_true",
+        help="keep the running services: no cold start, no Spark start")
+    bench.add_argument("--notebooks", action="store_true",
+        help="also run every notebook in connect and in classic mode")
     bench.add_argument("--keep", action="store_true", help="keep the run's tables, topics and buckets for inspection")
-    nbs = sub.add_parser("notebooks", help="check committed notebooks are clean, strip outputs, or refresh checked outputs")
+    nbs = sub.add_parser("notebooks",
+        help="check committed notebooks are clean, strip outputs, or refresh checked outputs")
     nbs.add_argument("action", choices=["check", "refresh", "strip"])
     nbs.add_argument("run_dir", nargs="?", help="executed notebooks to take checked outputs from (refresh)")
     dep = sub.add_parser("deploy", help="deploy notebooks 00, 05-07 as one job to a Databricks workspace")

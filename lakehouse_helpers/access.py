@@ -18,12 +18,12 @@ import os
 import subprocess
 import sys
 
+from . import layout
 from .governance import (
     TableGovernance,
     backend_of,
     filter_body,
     governed_view,
-    grants_table,
     mask_body,
     quote,
 )
@@ -76,7 +76,7 @@ def grants(spark, settings: Settings, spec: list[TableGovernance], backend: str 
 
     backend = backend_of(settings, backend)
     if backend == "local":
-        return spark.table(grants_table(settings)).toPandas()[GRANT_COLUMNS]
+        return spark.table(layout.declared_grants(settings)).toPandas()[GRANT_COLUMNS]
     rows = []
     for t in spec:
         table = t.table(settings)
@@ -88,7 +88,8 @@ def grants(spark, settings: Settings, spec: list[TableGovernance], backend: str 
             from . import unity
 
             held = unity.get_grants(settings, table)
-            rows += [(table, p, priv, "stored by the Unity Catalog server") for p in sorted(held) for priv in sorted(held[p])]
+            rows += [(table, p, priv, "stored by the Unity Catalog server") for p in sorted(held)
+                for priv in sorted(held[p])]
     return pd.DataFrame(rows, columns=GRANT_COLUMNS)
 
 

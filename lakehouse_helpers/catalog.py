@@ -9,20 +9,18 @@ from __future__ import annotations
 from . import layout, medallion
 from .settings import Settings
 
-RAW_TABLES = {"orders": layout.raw_orders, "orders_quarantine": layout.quarantine}
-
 
 def register_raw(spark, settings: Settings) -> list[str]:
     """Register 02's Delta folders as external tables (`raw.orders`, `raw.orders_quarantine`).
     Folders that do not exist here (the databricks profile starts at 05) are left out."""
     from pathlib import Path
 
-    present = {n: p for n, p in RAW_TABLES.items() if (Path(p(settings)) / "_delta_log").is_dir()}
+    present = {n: p for n, p in layout.RAW_TABLES.items() if (Path(p(settings)) / "_delta_log").is_dir()}
     if present:
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.schema('raw')}")
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.schema(layout.RAW_SCHEMA)}")
     registered = []
     for name, path in present.items():
-        table = settings.table("raw", name)
+        table = layout.raw_table(settings, name)
         # The metadata stays in the folder: dropping the table later leaves the data in place.
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table} USING DELTA LOCATION '{path(settings)}'")
         registered.append(table)
@@ -32,7 +30,7 @@ def register_raw(spark, settings: Settings) -> list[str]:
 def workbook_tables(settings: Settings) -> dict[str, str]:
     """Every table of the workbook, in flow order, with its layer."""
     n = medallion.names(settings)
-    tables = {settings.table("raw", name): "raw" for name in RAW_TABLES}
+    tables = {layout.raw_table(settings, name): "raw" for name in layout.RAW_TABLES}
     tables[n.bronze] = "bronze"
     tables.update({t: "silver" for t in (n.silver, n.rejected, n.expectations_log, n.batch_log, n.fx_rates)})
     tables.update({t: "gold" for t in n.gold_tables})
@@ -61,7 +59,8 @@ def _unity_catalog_tags(spark, table: str) -> tuple[dict, dict, str]:
     catalog, schema, name = table.split(".")
     where = f"schema_name = {quote(schema)} AND table_name = {quote(name)}"
     info = f"{catalog}.information_schema"
-    table_tags = {r[0]: r[1] for r in spark.sql(f"SELECT tag_name, tag_value FROM {info}.table_tags WHERE {where}").collect()}
+    table_tags = {r[0]: r[1]
+        for r in spark.sql(f"SELECT tag_name, tag_value FROM {info}.table_tags WHERE {where}").collect()}
     column_tags: dict[str, dict[str, str]] = {}
     for r in spark.sql(f"SELECT column_name, tag_name, tag_value FROM {info}.column_tags WHERE {where}").collect():
         column_tags.setdefault(r[0], {})[r[1]] = r[2]
@@ -103,13 +102,15 @@ def report(spark, settings: Settings, tables: dict[str, str] | None = None):
     from .governance import backend_of
 
     tables, backend = tables or workbook_tables(settings), backend_of(settings)
-    rows = [{"layer": layer, **describe(spark, t, backend)} for t, layer in tables.items() if spark.catalog.tableExists(t)]
+    rows = [{"layer": layer, **describe(spark, t, backend)} for t, layer in tables.items()
+        if spark.catalog.tableExists(t)]
     return pd.DataFrame(rows)
 
 
 def fingerprint(spark, table: str) -> tuple[int, str]:
     """Row count and an order-independent checksum of every value: equal means the same rows."""
-    row = spark.sql(f"SELECT count(*) AS n, coalesce(sum(CAST(xxhash64(*) AS DECIMAL(38, 0))), 0) AS h FROM {table}").first()
+    row = spark.sql(
+        f"SELECT count(*) AS n, coalesce(sum(CAST(xxhash64(*) AS DECIMAL(38, 0))), 0) AS h FROM {table}").first()
     return row["n"], str(row["h"])
 
 

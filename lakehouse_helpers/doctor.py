@@ -44,7 +44,8 @@ def _pins() -> dict[str, str]:
 
 def check_python() -> list[Check]:
     out = [
-        Check("python", pyversion.is_supported(), sys.version.split()[0], f"{pyversion.needed()} is needed. {pyversion.FIX}")
+        Check("python", pyversion.is_supported(), sys.version.split()[0],
+            f"{pyversion.needed()} is needed. {pyversion.FIX}")
     ]
     pins = _pins()
     for name in PACKAGES:
@@ -132,7 +133,8 @@ def check_unity(settings: Settings, name: str) -> Check:
     except unity.UnityCatalogError as exc:
         if exc.status == 404:
             return Check(name, False, f"server up at {settings.uc_url}, no catalog '{settings.catalog}'",
-                         "create it: docker compose ... up uc-init, or lakehouse_helpers.unity.ensure_catalog(settings)")
+                         "create it: docker compose ... up uc-init, "
+                         "or lakehouse_helpers.unity.ensure_catalog(settings)")
         fix = _UNITY_FIXES.get(exc.status, f"the server at UC_URL answered HTTP {exc.status}: check its log")
         return Check(name, False, str(exc), fix)
     return Check(name, True, f"server up at {settings.uc_url}, catalog '{info.get('name')}' present")
@@ -160,5 +162,6 @@ def as_frame(checks: list[Check]):
     import pandas as pd
 
     return pd.DataFrame(
-        [{"check": c.name, "status": "OK" if c.ok else "FAIL", "detail": c.detail, "fix": "" if c.ok else c.fix} for c in checks]
+        [{"check": c.name, "status": "OK" if c.ok else "FAIL", "detail": c.detail, "fix": "" if c.ok else c.fix}
+            for c in checks]
     )

@@ -109,7 +109,8 @@ class GeneratorConfig:
 class Message:
     key: bytes | None
     value: bytes
-    kind: str  # valid | late | drift | malformed_json | invalid_quantity | unknown_product | missing_required_field | duplicate
+    # valid | late | drift | malformed_json | invalid_quantity | unknown_product | missing_required_field | duplicate
+    kind: str
     destination: str  # raw | quarantine:<reason>
     event_id: str | None = None
 
@@ -229,7 +230,8 @@ def _with_duplicates(rng: random.Random, config: GeneratorConfig, messages: list
     after: dict[int, list[Message]] = {}
     for index, original in rng.sample(valid, n_dup):
         position = rng.randrange(index, len(messages))
-        after.setdefault(position, []).append(Message(original.key, original.value, "duplicate", "raw", original.event_id))
+        after.setdefault(position, []).append(
+            Message(original.key, original.value, "duplicate", "raw", original.event_id))
     if not after:
         return messages
     merged: list[Message] = []

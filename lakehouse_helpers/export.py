@@ -2,7 +2,7 @@
 
 Each run exports the Delta versions committed since the last export (read through the change
 data feed), writes them under `ingestion_date=<day>/export_from=<first version>/`, and only then
-commits the new watermark to `landing/_export_state/orders.json`. Re-running exports nothing
+commits the new watermark (`layout.EXPORT_STATE_KEY`, see `landing.py`). Re-running exports nothing
 new. A crash between the write and the commit is repaired by the next run: it exports the same
 range again from the same first version, and dynamic partition overwrite replaces exactly the
 partitions the failed attempt wrote, so no row lands twice. The files get fixed names
@@ -12,12 +12,12 @@ keys with the same bytes as an uninterrupted export would have written.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
 
 from . import layout, services
+from .landing import commit_watermark, read_watermark
 from .settings import Settings
 from .storage import list_keys, s3_client
 
@@ -34,26 +34,6 @@ class ExportResult:
     seconds: float
     partitions: list[str] = field(default_factory=list)
     skipped_reason: str = ""
-
-
-def read_watermark(settings: Settings) -> dict:
-    from botocore.exceptions import ClientError
-
-    try:
-        body = s3_client(settings).get_object(Bucket=settings.s3_bucket, Key=layout.EXPORT_STATE_KEY)["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return {"last_exported_version": -1, "exports": []}
-        raise
-    return json.loads(body)
-
-
-def _commit_watermark(settings: Settings, state: dict) -> None:
-    # One PUT is atomic on S3: readers see the old or the new watermark, never half of one.
-    s3_client(settings).put_object(
-        Bucket=settings.s3_bucket, Key=layout.EXPORT_STATE_KEY,
-        Body=json.dumps(state, indent=2).encode(), ContentType="application/json",
-    )
 
 
 def table_version(spark, path: str) -> int:
@@ -133,7 +113,7 @@ def settle_files(settings: Settings, first: int, partitions: list[str]) -> list[
         client.delete_object(Bucket=bucket, Key=key)
     final = []
     for day in partitions:
-        folder = f"{layout.LANDING_PREFIX}/ingestion_date={day}/export_from={first}/"
+        folder = layout.landing_key_prefix(day, first)
         for key in list_keys(settings, folder):
             m = _SPARK_FILE.match(key[len(folder):])
             if m is None:
@@ -159,7 +139,7 @@ def commit_export(settings: Settings, first: int, last: int, rows: int, partitio
     state["exports"].append(
         {"from_version": first, "to_version": last, "rows": rows, "partitions": partitions, "at": time.time()}
     )
-    _commit_watermark(settings, state)
+    commit_watermark(settings, state)
     return state
 
 
@@ -183,7 +163,8 @@ def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
     try:
         first, last, changes = pending_changes(spark, settings)
         if changes is None:
-            return ExportResult(None, last, 0, round(time.monotonic() - start, 2), skipped_reason="nothing new since the last export")
+            return ExportResult(None, last, 0, round(time.monotonic() - start, 2),
+                skipped_reason="nothing new since the last export")
         changes = changes.persist()
         try:
             rows = changes.count()

@@ -27,9 +27,10 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from . import layout
+from .layout import GOVERNANCE_SCHEMA
 from .settings import Settings
 
-GOVERNANCE_SCHEMA = "governance"
 BACKENDS = ("local", "databricks", "unity")
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _properties(t: TableGovernance) -> dict[str, str]:
 
 
 def governed_view(settings: Settings, t: TableGovernance) -> str:
-    return settings.table(t.schema, f"{t.name}_governed")
+    return layout.governed_view(settings, t.schema, t.name)
 
 
 def _is(principals: list[str]) -> str:
@@ -158,20 +159,18 @@ def local_statements(settings: Settings, spec: list[TableGovernance], columns: d
             out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
                        f"RETURN {filter_body(f, _is([*privileged, f.privileged]))}")
             where = f" WHERE {fn}({f.column})"
-        out.append(f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} FROM {table}{where}")
+        out.append(
+            f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} FROM {table}{where}")
     return out
 
 
 GRANTS_DDL = "table_name STRING, principal STRING, privilege STRING, enforced_by STRING"
 
 
-def grants_table(settings: Settings) -> str:
-    return settings.table(GOVERNANCE_SCHEMA, "declared_grants")
-
-
 def _record_grants(spark, settings: Settings, spec: list[TableGovernance]) -> None:
-    rows = [(t.table(settings), p, priv, "Unity Catalog only") for t in spec for p, privs in t.grants.items() for priv in privs]
-    target = grants_table(settings)
+    rows = [(t.table(settings), p, priv, "Unity Catalog only") for t in spec for p, privs in t.grants.items()
+        for priv in privs]
+    target = layout.declared_grants(settings)
     spark.sql(f"CREATE TABLE IF NOT EXISTS {target} ({GRANTS_DDL}) USING DELTA")
     df = spark.createDataFrame(rows, GRANTS_DDL)
     # The table holds exactly the spec's grants: replaced in one commit, never appended twice.

@@ -55,11 +55,9 @@ class Run:
 def events_file(settings: Settings, spark=None) -> Path:
     """The listener's file: the Spark Connect server's own in connect mode (one file for every
     session it serves), else the one this process's Spark writes."""
-    from .spark import lineage_events_file
-
     if spark is not None and settings.uses_connect:
-        return Path(spark.conf.get("spark.openlineage.transport.location", str(lineage_events_file(settings))))
-    return lineage_events_file(settings)
+        return Path(spark.conf.get("spark.openlineage.transport.location", str(layout.lineage_events(settings))))
+    return layout.lineage_events(settings)
 
 
 def read_runs(path: Path) -> list[Run]:
@@ -150,13 +148,12 @@ def spark_edges(runs: list[Run], resolve) -> set[Edge]:
 
 def recorded_edges(spark, settings: Settings) -> set[Edge]:
     """The two hops Spark's plans do not show, from what 03 and 05 keep."""
-    from . import export
-    from .bronze import bronze_table
+    from .landing import read_watermark
 
     edges = set()
-    if export.read_watermark(settings)["exports"]:
-        edges.add(Edge(settings.table("raw", "orders"), landing_name(settings), EXPORT_WATERMARK))
-    bronze = bronze_table(settings)
+    if read_watermark(settings)["exports"]:
+        edges.add(Edge(layout.raw_table(settings), landing_name(settings), EXPORT_WATERMARK))
+    bronze = layout.bronze_table(settings)
     if spark.catalog.tableExists(bronze):
         landing = layout.landing_url(settings)
         from_landing = spark.sql(
@@ -183,7 +180,8 @@ def column_lineage(spark, settings: Settings, tables: list[str], table: str, col
             for out_col, spec in fields.items():
                 for f in spec.get("inputFields", []):
                     source = resolve((f["namespace"], f["name"]))
-                    kind = ", ".join(sorted({t.get("subtype", t.get("type", "")) for t in f.get("transformations", [])}))
+                    kind = ", ".join(
+                        sorted({t.get("subtype", t.get("type", "")) for t in f.get("transformations", [])}))
                     if target and source and (source, f["field"]) != (target, out_col):
                         sources.setdefault((target, out_col), set()).add((source, f["field"], kind))
     rows, todo, seen = [], [(table, column)], set()

@@ -83,10 +83,8 @@ class Names:
 
 
 def names(settings: Settings) -> Names:
-    from .bronze import bronze_table
-
     return Names(
-        bronze=bronze_table(settings),
+        bronze=layout.bronze_table(settings),
         silver=layout.silver(settings, "orders"),
         rejected=layout.silver(settings, "orders_rejected"),
         expectations_log=layout.silver(settings, "orders_expectations_log"),
@@ -95,7 +93,7 @@ def names(settings: Settings) -> Names:
         daily_revenue=layout.gold(settings, "daily_revenue"),
         product_performance=layout.gold(settings, "product_performance"),
         loyalty=layout.gold(settings, "loyalty"),
-        checkpoint=layout.checkpoint(settings, "silver_orders"),
+        checkpoint=layout.checkpoint(settings, layout.SILVER_STREAM),
     )
 
 

@@ -53,8 +53,10 @@ def parse_parameters(source: str) -> list[dict]:
                 type_ = type(ast.literal_eval(value)).__name__
             except ValueError:
                 type_ = ""
-        help_ = next((comments[n] for n in range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1) if n in comments), "")
-        found.append({"name": name, "type": type_, "default": ast.get_source_segment(source, value) or "", "help": help_})
+        help_ = next((comments[n] for n in range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1) if n in comments),
+            "")
+        found.append(
+            {"name": name, "type": type_, "default": ast.get_source_segment(source, value) or "", "help": help_})
     return found
 
 

@@ -72,7 +72,8 @@ def problems(path: Path) -> list[str]:
               for n in parameters_of(path) if SECRET_NAME.search(n)]
 
     # papermill ignores a line it cannot parse, and with it any override of that parameter.
-    found += [f"parameters cell: {m} Write it as `name: type = literal  # comment`." for m in unparsed_parameter_lines(path)]
+    found += [f"parameters cell: {m} Write it as `name: type = literal  # comment`."
+        for m in unparsed_parameter_lines(path)]
     return found
 
 

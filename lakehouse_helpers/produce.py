@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import services
+from . import layout, services
 from .events import Batch, GeneratorConfig
 from .settings import Settings
 
@@ -64,13 +64,9 @@ def batch_id(config: GeneratorConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def manifest_dir(settings: Settings, topic: str) -> Path:
-    return settings.data_dir / "produced" / topic
-
-
 def load_manifests(settings: Settings, topic: str | None = None) -> list[dict]:
     """What 01 produced to the topic: one manifest per batch, oldest first."""
-    folder = manifest_dir(settings, topic or settings.kafka_topic)
+    folder = layout.manifest_dir(settings, topic or settings.kafka_topic)
     manifests = [json.loads(p.read_text()) for p in folder.glob("*.json")]
     return sorted(manifests, key=lambda m: m["produced_at"])
 
@@ -101,7 +97,7 @@ def _end_offset(settings: Settings, topic: str) -> int:
 
 
 def _already_produced(settings: Settings, topic: str, bid: str) -> dict | None:
-    path = manifest_dir(settings, topic) / f"{bid}.json"
+    path = layout.manifest_dir(settings, topic) / f"{bid}.json"
     if not path.is_file():
         return None
     manifest = json.loads(path.read_text())
@@ -114,7 +110,7 @@ def _already_produced(settings: Settings, topic: str, bid: str) -> dict | None:
 
 def _pending_path(settings: Settings, topic: str, bid: str) -> Path:
     # A folder of its own: load_manifests reads finished batches only.
-    return manifest_dir(settings, topic) / "pending" / f"{bid}.json"
+    return layout.manifest_dir(settings, topic) / "pending" / f"{bid}.json"
 
 
 def _start_or_resume(settings: Settings, topic: str, bid: str, messages: list) -> tuple[list, int]:
@@ -210,7 +206,8 @@ def _send_all(producer, topic: str, messages, headers, progress: bool, timeout_s
     partition = 0 if producer.partitions_for(topic) == {0} else None
     futures, errors = [], []
     send, add = producer.send, futures.append
-    bar = _progress_bar()(total=len(messages), desc=f"producing to {topic}", unit="msg", disable=not progress, mininterval=0.5)
+    bar = _progress_bar()(total=len(messages), desc=f"producing to {topic}", unit="msg", disable=not progress,
+        mininterval=0.5)
     with bar, _gc_paused():
         try:
             for start in range(0, len(messages), SEND_CHUNK):  # the bar moves per chunk, not per message
@@ -230,7 +227,8 @@ def _send_all(producer, topic: str, messages, headers, progress: bool, timeout_s
         except KafkaTimeoutError:
             _force_close(producer)
     delivered = [f.value.offset for f in futures if f.succeeded()]
-    errors += [repr(f.exception) if f.is_done else f"not acknowledged within {timeout_s:g} s" for f in futures if not f.succeeded()]
+    errors += [repr(f.exception) if f.is_done else f"not acknowledged within {timeout_s:g} s" for f in futures
+        if not f.succeeded()]
     # One line per distinct error (a batch's futures share one), with how many messages it hit.
     return delivered, [f"{e} x{n}" if n > 1 else e for e, n in Counter(errors).items()]
 
@@ -322,7 +320,8 @@ def _record(settings: Settings, batch: Batch, result: ProduceResult) -> None:
         "first_offset": result.first_offset, "last_offset": result.last_offset,
         "end_offset_total": end_offset_total, "expected": result.expected, "counts": result.counts,
     }
-    (manifest_dir(settings, result.topic) / f"{result.batch_id}.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (layout.manifest_dir(settings, result.topic) / f"{result.batch_id}.json").write_text(
+        json.dumps(manifest, indent=2, default=str))
     _pending_path(settings, result.topic, result.batch_id).unlink(missing_ok=True)
 
 

@@ -15,7 +15,8 @@ class QualityError(RuntimeError):
 
     def __init__(self, failures: list[CheckResult]):
         self.failures = failures
-        lines = "\n".join(f"  - {f.name}: observed {f.observed}, expected {f.expected}. {f.detail}".rstrip() for f in failures)
+        lines = "\n".join(f"  - {f.name}: observed {f.observed}, expected {f.expected}. {f.detail}".rstrip()
+            for f in failures)
         super().__init__(f"{len(failures)} quality check(s) failed:\n{lines}")
 
 
@@ -37,7 +38,7 @@ def check_schema(df, expected: dict[str, str]) -> CheckResult:
     problems = [f"missing {missing}"] * bool(missing) + [f"wrong types {wrong}"] * bool(wrong)
     return CheckResult(
         "schema", not problems, "; ".join(problems) or "as expected", f"{len(expected)} typed columns",
-        detail="Columns must match the raw table contract (stream.EVENT_FIELDS)." if problems else "",
+        detail="Columns must match the raw table contract (contract.EVENT_FIELDS)." if problems else "",
     )
 
 
@@ -71,7 +72,8 @@ def check_range(df, column: str, minimum=None, maximum=None) -> CheckResult:
         cond = cond | (F.col(column) > maximum)
     bad = df.where(cond).count()
     bounds = f"[{minimum if minimum is not None else '-inf'}, {maximum if maximum is not None else 'inf'}]"
-    return CheckResult(f"range: {column} in {bounds}", bad == 0, bad, 0, detail=f"{bad} rows out of range" if bad else "")
+    return CheckResult(f"range: {column} in {bounds}", bad == 0, bad, 0,
+                       detail=f"{bad} rows out of range" if bad else "")
 
 
 def check_in_set(df, column: str, allowed, label: str | None = None) -> CheckResult:
@@ -90,7 +92,8 @@ def check_equal(name: str, observed, expected, detail: str = "") -> CheckResult:
     return CheckResult(name, observed == expected, observed, expected, detail=detail if observed != expected else "")
 
 
-def order_checks(df, expected_schema: dict[str, str] | None = None, expected_duplicates: int | None = None) -> list[CheckResult]:
+def order_checks(df, expected_schema: dict[str, str] | None = None,
+                 expected_duplicates: int | None = None) -> list[CheckResult]:
     """The standard suite for order events (landing zone, raw table)."""
     df = df.persist()
     try:

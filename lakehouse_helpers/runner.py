@@ -142,13 +142,15 @@ def _failed_cell(nb_path: Path) -> str:
     except (OSError, ValueError):
         return ""
     # Papermill adds cells of its own (error banner, injected parameters): number the user's cells.
-    ours = [c for c in nb.get("cells", []) if not {"papermill-error-cell-tag", "injected-parameters"} & set(c.get("metadata", {}).get("tags", []))]
+    ours = [c for c in nb.get("cells", [])
+        if not {"papermill-error-cell-tag", "injected-parameters"} & set(c.get("metadata", {}).get("tags", []))]
     for index, cell in enumerate(ours):
         if EXPECTED_ERROR_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                code = [line for line in "".join(cell.get("source", "")).splitlines() if line.strip() and not line.startswith("#")]
+                code = [line for line in "".join(cell.get("source", "")).splitlines()
+                        if line.strip() and not line.startswith("#")]
                 # A Spark error's message ends with the JVM's stack trace: the terminal gets the message.
                 message = re.split(r"JVM stacktrace:|Driver stacktrace:", str(out.get("evalue", "")))[0].strip()
                 return f"cell {index}: {code[0] if code else ''!r}: {out.get('ename')}: {message}"
@@ -289,5 +291,6 @@ def format_summary(results: list[NotebookResult]) -> str:
             lines.append(f"{'':<{width}}  error: {r.error}")
     total = sum(r.seconds for r in results)
     peak = max(r.peak_memory_mb for r in results)
-    lines.append(f"{'all':<{width}}  {'':<6}  {total:7.1f}  {peak:7,d}  (peak MB: the whole stack, services and kernels)")
+    lines.append(
+        f"{'all':<{width}}  {'':<6}  {total:7.1f}  {peak:7,d}  (peak MB: the whole stack, services and kernels)")
     return "\n".join(lines)

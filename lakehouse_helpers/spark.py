@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 
-from . import jvm
+from . import jvm, layout
 from .fds import output_to
 from .services import metastore
 from .settings import Settings, load_settings
+from .storage import s3_connection
 
 
 def spark_conf(
@@ -61,7 +61,8 @@ def spark_conf(
         # Quiet start-up: the log level applies before the session exists.
         # An in-driver Derby (no embedded services) logs beside the driver, not into the cwd.
         "spark.driver.extraJavaOptions": " ".join(jvm.options(settings, driver, properties={
-            "java.io.tmpdir": scratch, "derby.stream.error.file": jvm.spark_log_file(settings).with_name("derby.log")})),
+            "java.io.tmpdir": scratch,
+            "derby.stream.error.file": jvm.spark_log_file(settings).with_name("derby.log")})),
     }
     conf.update(_s3a_conf(settings))
     conf.update(_catalog_conf(settings))
@@ -76,14 +77,9 @@ def _lineage_conf(settings: Settings) -> dict[str, str]:
     return {
         "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
         "spark.openlineage.transport.type": "file",
-        "spark.openlineage.transport.location": str(lineage_events_file(settings)),
+        "spark.openlineage.transport.location": str(layout.lineage_events(settings)),
         "spark.openlineage.namespace": "lakehouse-workbook",
     }
-
-
-def lineage_events_file(settings: Settings) -> Path:
-    """Next to the data it describes, so each data folder has its own lineage."""
-    return (settings.data_dir / "lineage" / "openlineage.jsonl").resolve()
 
 
 def jvm_output_file(settings: Settings) -> Path:
@@ -113,9 +109,10 @@ def prune_scratch(settings: Settings) -> list[Path]:
 
 
 def _s3a_conf(settings: Settings) -> dict[str, str]:
+    conn = s3_connection(settings)
     conf = {
         "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        "spark.hadoop.fs.s3a.endpoint.region": settings.s3_region,
+        "spark.hadoop.fs.s3a.endpoint.region": conn.region,
         # Fail within seconds when the server is down instead of retrying for minutes.
         "spark.hadoop.fs.s3a.attempts.maximum": "3",
         "spark.hadoop.fs.s3a.retry.limit": "3",
@@ -132,24 +129,23 @@ def _s3a_conf(settings: Settings) -> dict[str, str]:
             "spark.hadoop.fs.s3a.retry.limit": "2",  # s3a's retries of a failed call
             "spark.hadoop.fs.s3a.retry.interval": "100ms",  # first back-off, doubled each retry
         })
-    if settings.s3_endpoint:
-        parsed = urlparse(settings.s3_endpoint)
+    if conn.endpoint:
         conf.update(
             {
-                "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint,
-                "spark.hadoop.fs.s3a.path.style.access": "true",
-                "spark.hadoop.fs.s3a.connection.ssl.enabled": str(parsed.scheme == "https").lower(),
+                "spark.hadoop.fs.s3a.endpoint": conn.endpoint,
+                "spark.hadoop.fs.s3a.path.style.access": str(conn.path_style).lower(),
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": str(conn.scheme == "https").lower(),
                 # S3-compatible servers: no bucket existence probe against AWS, no CRC headers.
                 "spark.hadoop.fs.s3a.bucket.probe": "0",
                 "spark.hadoop.fs.s3a.checksum.generation": "false",
             }
         )
-    if settings.s3_access_key:
+    if conn.access_key:
         conf.update(
             {
                 "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-                "spark.hadoop.fs.s3a.access.key": settings.s3_access_key.reveal(),
-                "spark.hadoop.fs.s3a.secret.key": settings.s3_secret_key.reveal(),
+                "spark.hadoop.fs.s3a.access.key": conn.access_key,
+                "spark.hadoop.fs.s3a.secret.key": conn.secret_key,
             }
         )
     return conf
@@ -242,7 +238,7 @@ def _classic(settings: Settings, app_name: str):
     for var in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):
         os.environ.pop(var, None)
     if settings.lineage:
-        lineage_events_file(settings).parent.mkdir(parents=True, exist_ok=True)
+        layout.lineage_events(settings).parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     # Everything is on loopback; this also stops the "hostname resolves to loopback" warning.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -1,14 +1,73 @@
-"""boto3 access to the configured S3 endpoint (the embedded server, MinIO or AWS)."""
+"""Access to the configured S3 endpoint (the embedded server, MinIO or AWS).
+
+`s3_connection` is the one source of the connection facts (endpoint, region, keys, addressing):
+boto3 here, pyarrow in the Auto Loader and s3a in Spark all build from it.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
+from dataclasses import dataclass
+
 from .settings import Settings
+
+# Option names of the connection in the Auto Loader's options. They travel to Spark Connect's
+# Python workers as plain strings; `access.key` / `secret` in a name makes Spark redact the value.
+_OPTION_NAMES = {"endpoint": "s3.endpoint", "region": "s3.region", "access_key": "s3.access.key",
+                 "secret_key": "s3.secret.key"}
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class S3Connection:
+    """How to reach the S3 API: what every client of the workbook needs to know."""
+
+    region: str = DEFAULT_REGION
+    endpoint: str = ""  # empty: AWS's own endpoint for the region
+    access_key: str = ""  # empty: the SDK's default credential chain
+    secret_key: str = ""
+
+    @property
+    def path_style(self) -> bool:
+        """S3-compatible servers (s3proxy, MinIO) serve buckets as paths, not as host names."""
+        return bool(self.endpoint)
+
+    @property
+    def scheme(self) -> str:
+        return self.endpoint.partition("://")[0] if self.endpoint else "https"
+
+    @property
+    def host(self) -> str:
+        """The endpoint without its scheme (`127.0.0.1:9000`)."""
+        return self.endpoint.partition("://")[2]
+
+    def as_options(self) -> dict[str, str]:
+        """The connection as plain-string options (Auto Loader's `s3.*`), empty values left out."""
+        return {name: getattr(self, field) for field, name in _OPTION_NAMES.items() if getattr(self, field)}
+
+    @classmethod
+    def from_options(cls, options: dict) -> S3Connection:
+        values = {field: str(options.get(name) or "") for field, name in _OPTION_NAMES.items()}
+        values["region"] = values["region"] or DEFAULT_REGION
+        return cls(**values)
+
+
+def s3_connection(settings: Settings) -> S3Connection:
+    keys = bool(settings.s3_access_key)
+    return S3Connection(
+        region=settings.s3_region or DEFAULT_REGION,
+        endpoint=settings.s3_endpoint or "",
+        access_key=settings.s3_access_key.reveal() if keys else "",
+        secret_key=settings.s3_secret_key.reveal() if keys else "",
+    )
 
 
 def s3_client(settings: Settings, connect_timeout: float | None = None, retries: int = 3):
     import boto3
     from botocore.config import Config
 
+    conn = s3_connection(settings)
     config = Config(
         # Newer SDKs add CRC checksum headers by default; S3-compatible servers may reject them.
         request_checksum_calculation="when_required",
@@ -16,15 +75,37 @@ def s3_client(settings: Settings, connect_timeout: float | None = None, retries:
         connect_timeout=connect_timeout or settings.connect_timeout_s,
         read_timeout=max(10.0, settings.connect_timeout_s),
         retries={"max_attempts": retries, "mode": "standard"},
-        s3={"addressing_style": "path" if settings.s3_endpoint else "auto"},
+        s3={"addressing_style": "path" if conn.path_style else "auto"},
     )
-    kwargs = {"region_name": settings.s3_region, "config": config}
-    if settings.s3_endpoint:
-        kwargs["endpoint_url"] = settings.s3_endpoint
-    if settings.s3_access_key:
-        kwargs["aws_access_key_id"] = settings.s3_access_key.reveal()
-        kwargs["aws_secret_access_key"] = settings.s3_secret_key.reveal()
+    kwargs = {"region_name": conn.region, "config": config}
+    if conn.endpoint:
+        kwargs["endpoint_url"] = conn.endpoint
+    if conn.access_key:
+        kwargs["aws_access_key_id"] = conn.access_key
+        kwargs["aws_secret_access_key"] = conn.secret_key
     return boto3.client("s3", **kwargs)
+
+
+def read_json(settings: Settings, key: str, default):
+    """The JSON object at `key` in the workbook's bucket, or a copy of `default` when it does not
+    exist yet (a ledger nobody has written). Any other error is raised."""
+    from botocore.exceptions import ClientError
+
+    try:
+        body = s3_client(settings).get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return copy.deepcopy(default)
+        raise
+    return json.loads(body)
+
+
+def write_json(settings: Settings, key: str, value) -> None:
+    # One PUT is atomic on S3: readers see the old or the new object, never half of one.
+    s3_client(settings).put_object(
+        Bucket=settings.s3_bucket, Key=key,
+        Body=json.dumps(value, indent=2).encode(), ContentType="application/json",
+    )
 
 
 def list_keys(settings: Settings, prefix: str = "") -> list[str]:

@@ -5,6 +5,7 @@ quarantine table with its raw payload, the reason and its Kafka coordinates. Not
 The query is checkpointed (re-running reads only new offsets) and each micro-batch is written
 with Delta's idempotent `txnAppId`/`txnVersion`, so a retried batch is never written twice.
 `failOnDataLoss` stays on: if Kafka lost offsets the stream stops instead of skipping data.
+The tables' columns are the contract in `contract.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from . import layout, services, stream_owner
+from .contract import EVENT_FIELDS, QUARANTINE_COLUMNS, QUARANTINE_DDL, RAW_COLUMNS, RAW_DDL
 from .events import (
     INVALID_QUANTITY,
     MALFORMED_JSON,
@@ -26,34 +28,6 @@ from .events import (
 from .settings import Settings
 from .stream_owner import EarlierRun, StreamBusy  # noqa: F401 - part of this module's API
 
-EVENT_FIELDS = [
-    ("event_id", "string"),
-    ("order_id", "string"),
-    ("line_no", "int"),
-    ("event_ts", "timestamp"),
-    ("customer_id", "string"),
-    ("customer_email", "string"),
-    ("country", "string"),
-    ("loyalty_member", "boolean"),
-    ("product_id", "string"),
-    ("coffee_type", "string"),
-    ("roast", "string"),
-    ("size_kg", "double"),
-    ("unit_price", "double"),
-    ("currency", "string"),
-    ("quantity", "int"),
-]
-KAFKA_FIELDS = [
-    ("kafka_topic", "string"),
-    ("kafka_partition", "int"),
-    ("kafka_offset", "long"),
-    ("kafka_timestamp", "timestamp"),
-    ("ingested_at", "timestamp"),
-    ("ingestion_date", "date"),
-]
-RAW_COLUMNS = [n for n, _ in EVENT_FIELDS] + ["unknown_fields", "payload"] + [n for n, _ in KAFKA_FIELDS]
-QUARANTINE_COLUMNS = ["reason", "detail", "kafka_key", "payload"] + [n for n, _ in KAFKA_FIELDS]
-
 
 def event_schema():
     from pyspark.sql.types import StructType
@@ -63,15 +37,6 @@ def event_schema():
     return StructType.fromDDL(ddl + ", _corrupt_record string")
 
 
-RAW_DDL = (
-    ", ".join(f"{n} {t}" for n, t in EVENT_FIELDS) + ", unknown_fields array<string>, payload string, "
-    + ", ".join(f"{n} {t}" for n, t in KAFKA_FIELDS)
-)
-QUARANTINE_DDL = "reason string, detail string, kafka_key string, payload string, " + ", ".join(
-    f"{n} {t}" for n, t in KAFKA_FIELDS
-)
-
-
 def classify(kafka_df):
     """Parse Kafka records and add `reason` (null when valid) and `detail`. Pure DataFrame code,
     used by the stream and testable on a plain batch DataFrame with Kafka's columns."""
@@ -79,7 +44,8 @@ def classify(kafka_df):
 
     known = [n for n, _ in EVENT_FIELDS]
     payload = F.col("value").cast("string")
-    parsed = F.from_json(payload, event_schema(), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
+    parsed = F.from_json(payload, event_schema(),
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
     df = kafka_df.select(
         payload.alias("payload"),
         F.col("key").cast("string").alias("kafka_key"),
@@ -101,7 +67,8 @@ def classify(kafka_df):
     # second would vanish) and single quotes parse too: a payload is valid only as exactly one
     # strict JSON value when wrapped in brackets.
     one_value = F.expr(
-        "coalesce(size(from_json(concat('[', payload, ']'), 'array<string>', map('allowSingleQuotes', 'false'))), 0) = 1"
+        "coalesce(size(from_json(concat('[', payload, ']'), 'array<string>',"
+        " map('allowSingleQuotes', 'false'))), 0) = 1"
     )
     malformed = F.expr("json_object_keys(payload)").isNull() | F.col("_corrupt_record").isNotNull() | ~one_value
     # An object whose field has the wrong type (a string quantity) is corrupt too: say which field.
@@ -147,7 +114,7 @@ def ensure_tables(spark, settings: Settings) -> None:
         )
 
 
-QUERY_NAME = "raw_orders"  # the streaming query's name and its checkpoint folder
+QUERY_NAME = layout.RAW_STREAM  # the streaming query's name and its checkpoint folder
 MODES = ("availableNow", "live")
 
 
@@ -350,7 +317,8 @@ def table_counts(spark, settings: Settings) -> dict:
 
     out = row_counts(spark, settings)
     reasons = (
-        spark.read.format("delta").load(layout.quarantine(settings)).groupBy("reason").agg(F.count("*").alias("n")).collect()
+        spark.read.format("delta").load(layout.quarantine(settings)).groupBy("reason").agg(
+            F.count("*").alias("n")).collect()
     )
     out.update({f"quarantine_{r['reason']}": r["n"] for r in sorted(reasons, key=lambda r: r["reason"])})
     return out

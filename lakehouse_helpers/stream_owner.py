@@ -3,7 +3,8 @@
 With Spark Connect (the default) a streaming query runs on the Spark server, not in the kernel
 that started it. A kernel killed mid-run (a crash, SIGKILL, the OOM killer) leaves its query
 running on the server for as long as the dead client's session lives: an hour after its last
-request, and the query's own foreachBatch worker makes requests in that session every batch. Re-running notebook 02 then meets that
+request, and the query's own foreachBatch worker makes requests in that session every batch. Re-running notebook 02 then
+meets that
 run: Spark's default (`spark.sql.streaming.stopActiveRunOnRestart`) stops it mid-batch, killing
 its foreachBatch worker with a Delta write perhaps in flight; with the setting off the re-run
 fails with "another query with same id is already active".
@@ -46,11 +47,6 @@ class EarlierRun:
     mode: str
     outcome: str  # "finished" (waited for) or "stopped"
     seconds: float
-
-
-def run_file(settings: Settings, name: str) -> Path:
-    """The record of the checkpoint's latest run: beside the checkpoint, not inside Spark's folder."""
-    return Path(layout.checkpoint(settings, name) + ".run.json")
 
 
 def _query_id(settings: Settings, name: str) -> str | None:
@@ -106,7 +102,7 @@ def claim(spark, settings: Settings, name: str, mode: str, wait_s: float = WAIT_
     record this session as the checkpoint's runner. Returns what was found, or None."""
     if settings.profile == "databricks":
         return None  # the runtime owns its sessions and their queries: nothing here to re-attach to
-    path = run_file(settings, name)
+    path = layout.run_file(settings, name)
     earlier = json.loads(path.read_text()) if path.is_file() else None
     query_id = _query_id(settings, name)
     found = _settle(spark, settings, earlier, query_id, wait_s) if earlier and query_id else None

@@ -43,8 +43,9 @@ def _config(raw: dict):
 
 def batches(settings: Settings) -> list:
     """Every generator batch whose events reach bronze: produced batches, then drift drops."""
-    from .bronze import drift_batch, read_drops
+    from .drops import drift_batch
     from .events import generate
+    from .landing import read_drops
     from .produce import load_manifests
 
     out = [generate(_config(m["config"])) for m in load_manifests(settings)]

@@ -63,10 +63,12 @@ class Stream:
         self.checkpoint, self.out = str(local / "checkpoint"), str(local / "out")
 
     def df(self):
-        return al.read_stream(self.spark, self.settings, self.source, self.fmt, schema_location=self.schema_location, **self.kwargs)
+        return al.read_stream(self.spark, self.settings, self.source, self.fmt, schema_location=self.schema_location,
+            **self.kwargs)
 
     def start(self, trigger=None):
-        writer = self.df().writeStream.format("delta").option("mergeSchema", "true").option("checkpointLocation", self.checkpoint)
+        writer = self.df().writeStream.format("delta").option("mergeSchema", "true").option("checkpointLocation",
+            self.checkpoint)
         return writer.trigger(**(trigger or {"availableNow": True})).start(self.out)
 
     def run(self):
@@ -84,5 +86,6 @@ class Stream:
 
     def schema(self, version=None):
         versions = self.versions()
-        entry = al.read_schema_version(self.schema_location, versions[-1] if version is None else version, al.s3_options(self.settings))
+        entry = al.read_schema_version(self.schema_location, versions[-1] if version is None else version,
+            al.s3_options(self.settings))
         return dict(map(tuple, entry["fields"]))

@@ -124,7 +124,8 @@ class DatabricksStandIn(StandInServer):
         for t in settings.get("tasks", []):
             for dep in t.get("depends_on", []):
                 if dep["task_key"] not in keys:
-                    raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{t['task_key']} depends on unknown {dep['task_key']}")
+                    raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                        f"{t['task_key']} depends on unknown {dep['task_key']}")
 
     def _jobs_create(self, req: dict) -> dict:
         self._check_tasks(req)

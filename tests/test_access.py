@@ -121,7 +121,8 @@ def test_grants_on_the_unity_path_come_from_its_api(tmp_path):
         settings = _settings(uc.url, "t0ken", tmp_path)
         held = access.grants(None, settings, SPEC)
     assert held.values.tolist() == [[TABLE, p, priv, "stored by the Unity Catalog server"] for p, priv in
-                                    [("analysts", "SELECT"), ("data_engineers", "MODIFY"), ("data_engineers", "SELECT")]]
+                                    [("analysts", "SELECT"), ("data_engineers", "MODIFY"),
+                                        ("data_engineers", "SELECT")]]
     assert [r.method for r in uc.requests] == ["GET"]
 
 

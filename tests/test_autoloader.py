@@ -1,41 +1,45 @@
 """Conformance of the open-source Auto Loader (lakehouse_helpers.autoloader) with the behaviour
-the Databricks documentation gives for `cloudFiles`. One row per behaviour, and its test:
+the Databricks documentation gives for `cloudFiles`: one line per behaviour, and its tests.
 
-| behaviour (Databricks docs)                                                        | test                                            |
-|------------------------------------------------------------------------------------|-------------------------------------------------|
-| formats: json (JSON Lines), csv with a header row, parquet                          | test_formats                                    |
-| schemaLocation: inferred schema recorded as _schemas/0                              | test_inference_records_version_0                |
-| JSON/CSV inference: every column a string unless inferColumnTypes                   | test_inference_strings_by_default               |
-| inferColumnTypes: JSON/CSV columns typed (long, double, boolean)                    | test_infer_column_types                         |
-| inference samples existing files, bounded by a file count and by bytes              | test_inference_sample_is_bounded                |
-| Parquet: schemas of the sampled files merge to the widest type                      | test_parquet_merges_to_widest_type              |
-| key=value folders become partition columns                                          | test_partition_columns_from_folders             |
-| schemaHints pin column types                                                        | test_schema_hints                               |
-| rescued data column: type mismatches, case-mismatched names, the file path          | test_rescued_data_column                        |
-| rescued data column name is configurable                                            | test_rescued_data_column_name                   |
-| addNewColumns (default without schema): record merged schema, fail naming fields    | test_add_new_columns                            |
-|   and file; restarted, read with the wider schema; old rows null; types not widened |                                                 |
-| rescue: schema never changes, stream never fails, new columns rescued               | test_rescue_mode                                |
-| failOnNewColumns: fails, and keeps failing until the schema is changed              | test_fail_on_new_columns                        |
-| none (default with a schema): new columns ignored, nothing fails                    | test_none_mode                                  |
-| includeExistingFiles=false: only files that arrive later; read on first start only  | test_include_existing_files                     |
-| maxFilesPerTrigger, maxBytesPerTrigger                                              | test_read_limits                                |
-| availableNow: everything present at start, then stop                                | test_available_now_stops                        |
-| exactly once per file across restarts                                               | test_exactly_once_across_restarts               |
-| exactly once per file when the process is killed mid-run                            | test_killed_process_restarts_exactly_once       |
-| a job retry restarts after an unknown-field error, with a bound                     | test_run_with_restarts                          |
-| bad options get a clear error                                                       | test_bad_options                                |
-| a value that does not fit, amid a large clean batch, is rescued with its file path; | test_misfits_rescued_amid_a_large_batch         |
-|   the other rows keep their typed values (and only the misfits take the slow path)  | test_only_misfits_take_the_python_path          |
-| a file larger than the reader's memory is read in bounded memory (JSON Lines in     | test_large_files_in_bounded_memory              |
-|   blocks of lines, Parquet in row batches)                                          |   (in test_autoloader_reading.py)               |
+- formats: json (JSON Lines), csv with a header row, parquet: test_formats
+- schemaLocation: inferred schema recorded as _schemas/0: test_inference_records_version_0
+- JSON/CSV inference: every column a string unless inferColumnTypes:
+  test_inference_strings_by_default
+- inferColumnTypes: JSON/CSV columns typed (long, double, boolean): test_infer_column_types
+- inference samples existing files, bounded by a file count and by bytes:
+  test_inference_sample_is_bounded
+- Parquet: schemas of the sampled files merge to the widest type: test_parquet_merges_to_widest_type
+- key=value folders become partition columns: test_partition_columns_from_folders
+- schemaHints pin column types: test_schema_hints
+- rescued data column: type mismatches, case-mismatched names, the file path:
+  test_rescued_data_column
+- rescued data column name is configurable: test_rescued_data_column_name
+- addNewColumns (default without schema): record merged schema, fail naming fields and file;
+  restarted, read with the wider schema; old rows null; types not widened: test_add_new_columns
+- rescue: schema never changes, stream never fails, new columns rescued: test_rescue_mode
+- failOnNewColumns: fails, and keeps failing until the schema is changed: test_fail_on_new_columns
+- none (default with a schema): new columns ignored, nothing fails: test_none_mode
+- includeExistingFiles=false: only files that arrive later; read on first start only:
+  test_include_existing_files
+- maxFilesPerTrigger, maxBytesPerTrigger: test_read_limits
+- availableNow: everything present at start, then stop: test_available_now_stops
+- exactly once per file across restarts: test_exactly_once_across_restarts
+- exactly once per file when the process is killed mid-run:
+  test_killed_process_restarts_exactly_once
+- a job retry restarts after an unknown-field error, with a bound: test_run_with_restarts
+- bad options get a clear error: test_bad_options
+- a value that does not fit, amid a large clean batch, is rescued with its file path; the other rows
+  keep their typed values (and only the misfits take the slow path):
+  test_misfits_rescued_amid_a_large_batch, test_only_misfits_take_the_python_path
+- a file larger than the reader's memory is read in bounded memory (JSON Lines in blocks of lines,
+  Parquet in row batches): test_large_files_in_bounded_memory (in test_autoloader_reading.py)
 
-Every row runs on the local filesystem and on S3 (s3a:// paths; the `place` fixture: [local] and
+Every behaviour runs on the local filesystem and on S3 (s3a:// paths; the `place` fixture: [local] and
 [s3]) except the last: the bounded-memory test writes a 200 MB file per format and measures the
 reader's own peak memory in a subprocess, on local disk only, since uploading and reading 400 MB
 through the S3 server would add minutes to the suite (both storages are read through the same
 pyarrow filesystem, `autoloader.filesystem`). Stream outputs and checkpoints are local Delta
-tables in every row. The files and the stream each test uses are in tests/autoloader_places.py.
+tables in every test. The files and the stream each test uses are in tests/autoloader_places.py.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ def test_inference_strings_by_default(spark, place):
     write_csv(place, "c/src/a.csv", ["id", "price"], [[1, 2.5]])
     s = Stream(spark, place, "j", "json")
     s.run()
-    assert s.schema() == {"id": "string", "price": "string", "ok": "string", "tags": "string", "_rescued_data": "string"}
+    assert s.schema() == {"id": "string", "price": "string", "ok": "string", "tags": "string",
+        "_rescued_data": "string"}
     assert s.rows()[0]["ok"] == "true" and json.loads(s.rows()[0]["tags"]) == ["x"]
     c = Stream(spark, place, "c", "csv")
     c.run()
@@ -130,7 +135,8 @@ def test_parquet_merges_to_widest_type(spark, place):
     import pyarrow as pa
 
     write_parquet(place, "src/a.parquet", pa.table({"id": pa.array([1], pa.int32()), "x": pa.array([1], pa.int32())}))
-    write_parquet(place, "src/b.parquet", pa.table({"id": pa.array([2], pa.int64()), "x": pa.array([2.5], pa.float64())}))
+    write_parquet(place, "src/b.parquet",
+        pa.table({"id": pa.array([2], pa.int64()), "x": pa.array([2.5], pa.float64())}))
     s = Stream(spark, place, "", "parquet")
     s.run()
     assert s.schema()["id"] == "bigint" and s.schema()["x"] == "double"
@@ -158,7 +164,8 @@ def test_schema_hints(spark, place):
 
 
 def test_rescued_data_column(spark, place):
-    path = write_json(place, "src/a.json", [{"id": 1, "name": "ok"}, {"id": "two", "name": "bad type"}, {"id": 3, "NAME": "case"}])
+    path = write_json(place, "src/a.json",
+        [{"id": 1, "name": "ok"}, {"id": "two", "name": "bad type"}, {"id": 3, "NAME": "case"}])
     s = Stream(spark, place, "", "json", schema_hints="id int")
     s.run()
     rows = s.rows("name")
@@ -355,7 +362,8 @@ MISFITS = {7_000: {"n": "three"}, 12_000: {"n": 1e20}, 15_000: {"ts": "x"}}
 
 
 def _large_clean_file(place: Place, rel: str, rows: int = 20_000) -> str:
-    return write_json(place, rel, [{"id": i, "n": i, "ts": "2026-01-05T08:00:00Z", "name": f"c{i}", **MISFITS.get(i, {})}
+    return write_json(place, rel,
+        [{"id": i, "n": i, "ts": "2026-01-05T08:00:00Z", "name": f"c{i}", **MISFITS.get(i, {})}
                                    for i in range(rows)])
 
 
@@ -381,7 +389,8 @@ def test_only_misfits_take_the_python_path(place, monkeypatch):
     calls = []
     real = batches.convert_record
     monkeypatch.setattr(batches, "convert_record", lambda rec, *args: calls.append(rec) or real(rec, *args))
-    fields = [("id", "bigint"), ("n", "int"), ("ts", "timestamp"), ("name", "string"), ("_rescued_data", "string"), ("_source_file", "string")]
+    fields = [("id", "bigint"), ("n", "int"), ("ts", "timestamp"), ("name", "string"), ("_rescued_data", "string"),
+        ("_source_file", "string")]
     options = al.s3_options(place.settings)
     out = [r for b in al.read_file({"path": path, "rel": "big.json"}, "json", fields, al.arrow_schema(fields), options,
                                    "_rescued_data", "_source_file")

@@ -30,7 +30,8 @@ def test_parquet_string_lists_become_json_text_column_wise(tmp_path, monkeypatch
     real = batches.convert_record
     monkeypatch.setattr(batches, "convert_record", lambda rec, *args: calls.append(rec) or real(rec, *args))
     fields = [("id", "bigint"), ("tags", "string")]
-    out = [r for b in al.read_file({"path": path, "rel": "lists.parquet"}, "parquet", fields, al.arrow_schema(fields), {}, None, None)
+    out = [r for b in al.read_file({"path": path, "rel": "lists.parquet"}, "parquet", fields, al.arrow_schema(fields),
+        {}, None, None)
            for r in b.to_pylist()]
     assert [r["tags"] for r in out] == [None if v is None else json.dumps(v) for v in lists]
     assert sorted({json.dumps(rec["tags"]) for rec in calls}) == sorted(json.dumps(v) for v in (['q"x'], ["é"], [None]))
@@ -45,7 +46,8 @@ fields = [(n, t) for n, t in json.loads(sys.argv[4])] + [("_rescued_data", "stri
 schema = arrow_schema(fields)
 
 def rows(path):
-    return sum(b.num_rows for b in read_file({"path": path, "rel": path}, fmt, fields, schema, {}, "_rescued_data", "_source_file"))
+    batches = read_file({"path": path, "rel": path}, fmt, fields, schema, {}, "_rescued_data", "_source_file")
+    return sum(b.num_rows for b in batches)
 
 def status(key):
     return int(next(line.split()[1] for line in open("/proc/self/status") if line.startswith(key + ":")))
@@ -78,7 +80,8 @@ def _write_big_parquet(path: Path, size: int) -> int:
     rows, width = size // 116, 100  # random letters: the file does not compress below `size`
     letters = np.random.default_rng(7).integers(97, 123, size=(rows, width), dtype=np.uint8)
     text = pa.array(letters.view(f"S{width}").ravel(), pa.binary()).cast(pa.string())
-    pq.write_table(pa.table({"id": np.arange(rows), "text": text, "x": np.arange(rows) * 0.5}), path, compression="none")
+    pq.write_table(pa.table({"id": np.arange(rows), "text": text, "x": np.arange(rows) * 0.5}), path,
+        compression="none")
     return rows
 
 
@@ -89,7 +92,8 @@ def test_large_files_in_bounded_memory(tmp_path, fmt):
     big, small = tmp_path / f"big.{fmt}", tmp_path / f"small.{fmt}"
     if fmt == "json":
         rows = _write_big_json(big, size)
-        small.write_text(json.dumps({"id": 1, "name": "a", "price": 1.5, "ts": "2026-01-05T08:00:00Z", "note": "x"}) + "\n")
+        small.write_text(
+            json.dumps({"id": 1, "name": "a", "price": 1.5, "ts": "2026-01-05T08:00:00Z", "note": "x"}) + "\n")
         fields = [["id", "bigint"], ["name", "string"], ["price", "double"], ["ts", "timestamp"], ["note", "string"]]
     else:
         rows = _write_big_parquet(big, size)

@@ -47,7 +47,8 @@ class RecordingSpark:
 
 @pytest.fixture
 def databricks(tmp_path):
-    return load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
+    return load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_STATE_DIR": str(tmp_path)},
+        dotenv=tmp_path / "none")
 
 
 def test_auto_loader_uses_native_cloudfiles_with_documented_options(databricks):

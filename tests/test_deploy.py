@@ -67,7 +67,8 @@ def test_wheel_installs_declares_no_dependencies_and_is_reproducible(tmp_path):
     with zipfile.ZipFile(first) as zf:
         names = set(zf.namelist())
         metadata = zf.read("lakehouse_workbook-0.1.0.dist-info/METADATA").decode()
-    assert {"lakehouse_helpers/__init__.py", "lakehouse_helpers/deploy/plan.py", "lakehouse_helpers/log4j2.properties"} <= names
+    assert {"lakehouse_helpers/__init__.py", "lakehouse_helpers/deploy/plan.py",
+        "lakehouse_helpers/log4j2.properties"} <= names
     assert not any("__pycache__" in n for n in names)
     # No pyspark (or anything) for a cluster to install over the Databricks Runtime's own.
     assert "Requires-Dist" not in metadata and "Name: lakehouse-workbook" in metadata
@@ -81,7 +82,8 @@ def test_wheel_installs_declares_no_dependencies_and_is_reproducible(tmp_path):
 def test_deploy_imports_notebooks_uploads_wheel_and_creates_one_job(monkeypatch, tmp_path, ws):
     arn = "arn:aws:iam::123456789012:instance-profile/landing"
     settings, cfg = setup_deploy(monkeypatch, tmp_path, ws, S3_BUCKET="acme-landing", LAKEHOUSE_CATALOG="acme",
-                                 LAKEHOUSE_DATABRICKS_DATA_DIR="/Volumes/acme/ops/state", DATABRICKS_INSTANCE_PROFILE_ARN=arn)
+                                 LAKEHOUSE_DATABRICKS_DATA_DIR="/Volumes/acme/ops/state",
+                                 DATABRICKS_INSTANCE_PROFILE_ARN=arn)
     ok, lines = run_deploy(settings, cfg)
     assert ok
     for stem in JOB_NOTEBOOKS:
@@ -134,7 +136,8 @@ def test_second_deploy_updates_the_job_instead_of_adding_one(monkeypatch, tmp_pa
 
 
 def test_jobs_sharing_the_name_are_refused_not_guessed(monkeypatch, tmp_path, ws):
-    ws.state.jobs.update({1: {"name": "lakehouse-workbook", "tasks": []}, 2: {"name": "lakehouse-workbook", "tasks": []}})
+    ws.state.jobs.update(
+        {1: {"name": "lakehouse-workbook", "tasks": []}, 2: {"name": "lakehouse-workbook", "tasks": []}})
     settings, cfg = setup_deploy(monkeypatch, tmp_path, ws)
     with pytest.raises(DeployError, match=r"2 jobs are named 'lakehouse-workbook' \(ids 1, 2\)"):
         run_deploy(settings, cfg)
@@ -182,7 +185,8 @@ def test_a_failed_task_fails_the_deploy_with_the_workspace_message(monkeypatch, 
     ok, lines = run_deploy(settings, cfg, run=True)
     assert not ok and lines[-1] == "run FAILED"
     text = "\n".join(lines)
-    assert "06_medallion_silver_gold: TERMINATED RUN_EXECUTION_ERROR: 06_medallion_silver_gold raised an exception" in text
+    assert ("06_medallion_silver_gold: TERMINATED RUN_EXECUTION_ERROR: "
+            "06_medallion_silver_gold raised an exception") in text
     assert "07_governance_time_travel: RUNNING" not in text and "07_governance_time_travel: BLOCKED" in text
 
 

@@ -62,7 +62,8 @@ def _quarantine(spark, settings) -> dict[int, tuple[str, str]]:
     """Quarantined rows by Kafka offset: (reason, detail). The payload is left out: invalid
     UTF-8 in it cannot be read back by a Spark Connect client."""
     df = spark.read.format("delta").load(layout.quarantine(settings))
-    return {r["kafka_offset"]: (r["reason"], r["detail"]) for r in df.select("kafka_offset", "reason", "detail").collect()}
+    return {r["kafka_offset"]: (r["reason"], r["detail"])
+        for r in df.select("kafka_offset", "reason", "detail").collect()}
 
 
 def _delete_last_commit(settings) -> int:
@@ -192,7 +193,8 @@ def test_a_type_change_mid_stream_is_quarantined_with_its_reason_and_counted(spa
     counts, quarantined = table_counts(spark, lake), _quarantine(spark, lake)
     changed_offsets = {offsets[i] for i in changed}
     q = spark.read.format("delta").load(layout.quarantine(lake))
-    kept = {r["kafka_offset"]: json.loads(r["payload"])["quantity"] for r in q.select("kafka_offset", "payload").collect()}
+    kept = {r["kafka_offset"]: json.loads(r["payload"])["quantity"]
+        for r in q.select("kafka_offset", "payload").collect()}
     by_reason = Counter(reason for reason, _ in quarantined.values())
     details = Counter(detail for _, detail in quarantined.values())
     observed(f"{len(events)} events, {len(changed)} with a string quantity; raw {counts['raw']}, "

@@ -18,7 +18,8 @@ import pytest
 
 from lakehouse_helpers import autoloader as al
 from lakehouse_helpers import layout, services, storage
-from lakehouse_helpers.export import export_to_landing, read_watermark
+from lakehouse_helpers.export import export_to_landing
+from lakehouse_helpers.landing import read_watermark
 from lakehouse_helpers.stream import ensure_tables
 from tests.autoloader_places import Place, Stream, write_json
 from tests.test_autoloader import place  # noqa: F401 - a fixture
@@ -103,7 +104,8 @@ def test_s3_down_mid_export_then_rerun(spark, stack, export_settings, observed):
         assert endpoint in text and "make services-up" in text and "JVM stacktrace" not in text
     assert refused_after < 10
     assert marked["last_exported_version"] == uninterrupted.from_version - 1, "the failed export was marked done"
-    assert (rerun.rows, rerun.from_version, rerun.to_version) == (missing, uninterrupted.from_version, uninterrupted.to_version)
+    assert (rerun.rows, rerun.from_version, rerun.to_version) == (missing, uninterrupted.from_version,
+        uninterrupted.to_version)
     assert got and got == want, f"objects only here: {sorted(got - want)}; only in the reference: {sorted(want - got)}"
     assert _exports(read_watermark(s)) == _exports(read_watermark(reference))
     assert rows == distinct == done + missing

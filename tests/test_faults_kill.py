@@ -24,7 +24,6 @@ from lakehouse_helpers import layout, services
 from lakehouse_helpers.events import generate
 from lakehouse_helpers.produce import ProduceError, produce
 from lakehouse_helpers.stream import QUERY_NAME, StreamBusy, run_stream
-from lakehouse_helpers.stream_owner import run_file
 from tests.conftest import ROOT
 from tests.test_faults import CLEAN, _offsets, _topic_size
 
@@ -78,7 +77,8 @@ def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake
     with open(log, "wb") as out:
         env = {**test_env, "PYTHONPATH": str(ROOT), "LAKEHOUSE_DATA_DIR": str(lake.data_dir),
                "KAFKA_TOPIC": lake.kafka_topic}
-        process = subprocess.Popen([sys.executable, "-c", STREAM_PROCESS], env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-c", STREAM_PROCESS], env=env, stdout=out,
+            stderr=subprocess.STDOUT)
     try:
         start = time.monotonic()
         commits, offsets = _wait_for(lambda: _mid_batch(lake, process, log), 180, "a committed batch")
@@ -101,8 +101,9 @@ def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake
     topic = _topic_size(lake)
     earlier = rerun.earlier
     observed(f"process killed after {killed_after:.1f} s with batches {commits[-1]} committed, {offsets[-1]} "
-             f"running; a second run meanwhile refused ({str(busy.value).split(', ')[1]}); re-run: the dead process's query "
-             f"{earlier.outcome if earlier else 'NOT FOUND'} after {earlier.seconds if earlier else 0} s, then "
+             f"running; a second run meanwhile refused ({str(busy.value).split(', ')[1]}); "
+             f"re-run: the dead process's query {earlier.outcome if earlier else 'NOT FOUND'} "
+             f"after {earlier.seconds if earlier else 0} s, then "
              f"{rerun.batches} batches ({rerun.input_rows} rows); raw {raw} ({raw_distinct} distinct), "
              f"quarantine {quar} ({quar_distinct} distinct), in both {len(raw_coords & quar_coords)}, topic {topic}")
     assert f"process {process.pid} " in str(busy.value)
@@ -111,7 +112,7 @@ def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake
     assert not raw_coords & quar_coords, "an offset is in both raw and quarantine"
     assert raw + quar == topic == len(first.messages) + len(second.messages)
     assert raw == first.expected["raw"] + second.expected["raw"]
-    assert json.loads(run_file(lake, QUERY_NAME).read_text())["pid"] == os.getpid()  # this run is recorded
+    assert json.loads(layout.run_file(lake, QUERY_NAME).read_text())["pid"] == os.getpid()  # this run is recorded
 
 
 def _event_ids(settings) -> Counter:

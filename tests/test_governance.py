@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from lakehouse_helpers import access, governance
+from lakehouse_helpers import access, governance, layout
 from lakehouse_helpers.governance import RowFilter, TableGovernance
 
 SPEC = [
@@ -93,17 +93,18 @@ def governed(spark, stack):
 @pytest.mark.spark
 def test_local_backend_comments_tags_constraints_and_grants_read_back(spark, governed):
     table = SPEC[0].table(governed)
-    assert spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Comment'").first()["data_type"] == SPEC[0].description
+    assert spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Comment'").first()["data_type"] == SPEC[
+        0].description
     comments = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
     assert {c: comments[c] for c in SPEC[0].columns} == SPEC[0].columns
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
     assert props["tag.layer"] == "silver" and props["tag.email.pii"] == "email"
     assert props["governance.owner"] == "data_engineers"
     assert props["delta.constraints.known_country"] == "country IS NOT NULL"
-    grants = {(r["principal"], r["privilege"]) for r in spark.table(governance.grants_table(governed)).collect()}
+    grants = {(r["principal"], r["privilege"]) for r in spark.table(layout.declared_grants(governed)).collect()}
     assert grants == {(p, priv) for p, privs in SPEC[0].grants.items() for priv in privs}
     governance.apply(spark, governed, SPEC)  # idempotent: a second apply changes nothing
-    assert spark.table(governance.grants_table(governed)).count() == len(grants)
+    assert spark.table(layout.declared_grants(governed)).count() == len(grants)
 
 
 def _query_as(user: str, settings, sql: str, test_env: dict) -> list[dict]:

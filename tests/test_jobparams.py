@@ -128,7 +128,8 @@ def test_an_unexpected_widget_error_is_raised_not_taken_for_a_missing_widget(dat
             raise RuntimeError("the driver is gone")
 
     with pytest.raises(RuntimeError, match="driver is gone"):
-        read_job_parameters(databricks, {"drift_events": 200, "dbutils": types.SimpleNamespace(widgets=BrokenWidgets())})
+        read_job_parameters(databricks,
+            {"drift_events": 200, "dbutils": types.SimpleNamespace(widgets=BrokenWidgets())})
 
 
 def test_outside_the_databricks_profile_nothing_changes_even_with_a_dbutils(local, tmp_path):

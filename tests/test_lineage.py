@@ -57,7 +57,8 @@ def test_a_foreachbatch_write_inherits_the_stream_around_it(tmp_path):
         _event("START", "stream", [KAFKA]),
         _event("START", "write", [], [RAW]), _event("COMPLETE", "write", [], [RAW]),
         _event("COMPLETE", "stream", [KAFKA]),
-        _event("START", "later", [], [SILVER]), _event("COMPLETE", "later", [], [SILVER]),  # after the stream: no source
+        # after the stream: no source
+        _event("START", "later", [], [SILVER]), _event("COMPLETE", "later", [], [SILVER]),
     ]
     assert _edges(tmp_path, events) == {("topic", "raw", lineage.ENCLOSING_STREAM)}
 

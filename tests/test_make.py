@@ -174,7 +174,8 @@ def test_strip_calls_the_cli():
 def test_python_versions_are_stated_once_and_everything_agrees():
     from lakehouse_helpers import pyversion
 
-    assert pyversion.requirement() == re.search(r'requires-python = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[1]
+    assert pyversion.requirement() == re.search(r'requires-python = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[
+        1]
     versions = pyversion.supported_versions()
     assert versions == ["3.11", "3.12"] and pyversion.needed() == "Python 3.11 or 3.12"
     assert f"**{pyversion.needed()}," in (ROOT / "README.md").read_text()
@@ -203,4 +204,5 @@ def test_the_cli_shows_the_package_progress_lines_on_stdout(tmp_path):
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     # Stopped in the reverse of the start order.
-    assert out.stdout.splitlines() == ["s3         not started by this project", "kafka      not started by this project"]
+    assert out.stdout.splitlines() == ["s3         not started by this project",
+        "kafka      not started by this project"]

@@ -13,7 +13,7 @@ import pytest
 from pyspark.errors import PySparkException
 
 from lakehouse_helpers import medallion, truth
-from lakehouse_helpers.bronze import drift_batch
+from lakehouse_helpers.drops import drift_batch
 from lakehouse_helpers.events import GeneratorConfig, generate
 from lakehouse_helpers.expectations import Expectation, ExpectationFailed, evaluate, raise_on_fail
 from lakehouse_helpers.runner import NOTEBOOKS_DIR
@@ -118,7 +118,8 @@ def silver(spark, stack, tmp_path):
 
 
 def counts(spark, tables) -> dict:
-    return {t: spark.table(t).count() for t in (tables.silver, tables.rejected, tables.expectations_log, tables.batch_log)}
+    return {t: spark.table(t).count()
+        for t in (tables.silver, tables.rejected, tables.expectations_log, tables.batch_log)}
 
 
 @pytest.mark.services
@@ -191,7 +192,8 @@ def test_drop_writes_names_and_original_values_and_fail_writes_nothing(spark, si
     original = json.loads(rejected[0]["record"])
     assert original["quantity"] == 0 and original["event_id"] == rows[1]["event_id"]
     assert original["_source_file"] == "f1"
-    log = {r["expectation"]: (r["passed"], r["failed"], r["action"]) for r in spark.table(tables.expectations_log).collect()}
+    log = {r["expectation"]: (r["passed"], r["failed"], r["action"])
+        for r in spark.table(tables.expectations_log).collect()}
     assert log["positive_quantity"] == (2, 1, "drop") and log["has_event_id"] == (3, 0, "fail")
 
     before = counts(spark, tables)
@@ -229,9 +231,11 @@ def test_cleaning_types_money_normalises_casing_and_repairs_rescued_values(spark
 def test_silver_constraints_refuse_a_bad_row(spark, silver):
     tables, _ = silver
     with pytest.raises(PySparkException, match="CHECK constraint line_total_is_price_times_quantity .* violated"):
-        spark.sql(f"INSERT INTO {tables.silver} (event_id, unit_price, quantity, line_total) VALUES ('x', 10.00, 3, 99.99)")
+        spark.sql(
+            f"INSERT INTO {tables.silver} (event_id, unit_price, quantity, line_total) VALUES ('x', 10.00, 3, 99.99)")
     with pytest.raises(PySparkException, match="CHECK constraint positive_quantity .* violated"):
-        spark.sql(f"INSERT INTO {tables.silver} (event_id, unit_price, quantity, line_total) VALUES ('x', 10.00, 0, 0.00)")
+        spark.sql(
+            f"INSERT INTO {tables.silver} (event_id, unit_price, quantity, line_total) VALUES ('x', 10.00, 0, 0.00)")
 
 
 @pytest.mark.services
@@ -257,7 +261,8 @@ def test_materialize_replaces_the_content_atomically(spark, silver):
 
 @pytest.mark.unit
 def test_truth_counts_each_valid_event_once():
-    config = GeneratorConfig(events=500, seed=3, malformed_rate=0.05, invalid_rate=0.1, duplicate_rate=0.1, late_rate=0.1)
+    config = GeneratorConfig(events=500, seed=3, malformed_rate=0.05, invalid_rate=0.1, duplicate_rate=0.1,
+        late_rate=0.1)
     batch = generate(config)
     t = truth.from_batches([batch, drift_batch(20, 99)])
     assert t.silver_rows == batch.expected["distinct_valid_events"] + 20
@@ -273,7 +278,8 @@ def test_truth_gold_adds_up_to_the_cent_and_compare_finds_one_cent():
     daily = gold["daily_revenue"]
     assert sum(daily["revenue"]) == sum(t.lines["line_total"])
     assert sum(daily["lines"]) == t.silver_rows
-    assert sum(gold["loyalty"]["revenue_usd"]) == sum(daily["revenue_usd"]) == sum(gold["product_performance"]["revenue_usd"])
+    assert sum(gold["loyalty"]["revenue_usd"]) == sum(daily["revenue_usd"]) == sum(
+        gold["product_performance"]["revenue_usd"])
     keys = truth.KEYS["daily_revenue"]
     assert truth.compare(daily, daily, keys).empty
     off = daily.copy()

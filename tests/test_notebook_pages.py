@@ -36,7 +36,8 @@ def test_a_page_of_the_tutorial(path):
 
 
 def test_the_picture_marks_each_notebook_where_its_data_is():
-    for notebook, boxes in (("01", ["Kafka"]), ("02", ["raw (Delta)"]), ("04", ["S3 landing"]), ("06", ["silver", "gold"])):
+    for notebook, boxes in (("01", ["Kafka"]), ("02", ["raw (Delta)"]), ("04", ["S3 landing"]),
+            ("06", ["silver", "gold"])):
         names, numbers, marks = flow.diagram(notebook).splitlines()
         spans = {n: (names.index(n), names.index(n) + len(n)) for n, _ in flow.BOXES}
         marked = [n for n, (a, b) in spans.items() if any(a <= i < b for i, ch in enumerate(marks) if ch == "▲")]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import catalog, lineage, medallion, nbtools, storage, truth
-from lakehouse_helpers.bronze import drift_batch
+from lakehouse_helpers import catalog, layout, lineage, medallion, nbtools, storage, truth
+from lakehouse_helpers.drops import drift_batch
 from lakehouse_helpers.events import REASONS, GeneratorConfig, generate
-from lakehouse_helpers.governance import RowFilter, TableGovernance, grants_table
+from lakehouse_helpers.governance import RowFilter, TableGovernance
 from lakehouse_helpers.runner import NOTEBOOKS_DIR, discover, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.services, pytest.mark.spark]
@@ -117,7 +117,8 @@ def test_figures_reconcile_with_what_was_produced(first_run):
     assert_silver_and_gold_reconcile(f["06"], expected_truth(SMALL))
 
 
-JVM_LINE = re.compile(r"\b(WARN|ERROR) [\w.$]+:|^\s*at (org\.apache|java\.|scala\.)|WARNING: Using incubator|Exception in thread", re.M)
+JVM_LINE = re.compile(
+    r"\b(WARN|ERROR) [\w.$]+:|^\s*at (org\.apache|java\.|scala\.)|WARNING: Using incubator|Exception in thread", re.M)
 
 
 def _output_texts(path: Path):
@@ -155,8 +156,10 @@ RERUN = [p.name[:2] for p in discover() if not p.name.startswith("00_")]
 
 
 @pytest.mark.faults(
-    row="11", fault=f"the whole workbook re-run with the same seed (notebooks {RERUN[0]}-{RERUN[-1]} on the same state)",
-    must_hold="every table's rows unchanged (fingerprints of every workbook table); nothing sent, ingested or exported twice")
+    row="11",
+    fault=f"the whole workbook re-run with the same seed (notebooks {RERUN[0]}-{RERUN[-1]} on the same state)",
+    must_hold="every table's rows unchanged (fingerprints of every workbook table); nothing sent, ingested or exported "
+    "twice")
 def test_second_run_adds_nothing(first_run, spark, observed, monkeypatch):
     """Every notebook re-run on the same state: nothing is sent, ingested or exported twice, and
     every table's rows are unchanged (07 adds history versions, never rows)."""
@@ -218,8 +221,10 @@ def test_a_failing_notebook_is_named_with_its_cell(stack, tmp_path):
     nb_dir.mkdir()
     nb = {
         "cells": [
-            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 1", "outputs": [], "execution_count": None},
-            {"cell_type": "code", "metadata": {}, "source": "raise ValueError('broken on purpose')", "outputs": [], "execution_count": None},
+            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 1", "outputs": [],
+                "execution_count": None},
+            {"cell_type": "code", "metadata": {}, "source": "raise ValueError('broken on purpose')", "outputs": [],
+                "execution_count": None},
         ],
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4, "nbformat_minor": 4,
@@ -285,7 +290,8 @@ def test_07_catalog_reads_back_the_spec(first_run, spark):
         assert props["governance.owner"] == t.owner
         comments = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {table}").collect()}
         assert {c: comments[c] for c in t.columns} == t.columns, table
-    declared = {(r["table_name"], r["principal"], r["privilege"]) for r in spark.table(grants_table(settings)).collect()}
+    declared = {(r["table_name"], r["principal"], r["privilege"])
+        for r in spark.table(layout.declared_grants(settings)).collect()}
     assert declared == {(t.table(settings), p, priv) for t in spec for p, privs in t.grants.items() for priv in privs}
     row = catalog.describe(spark, settings.table("silver", "orders"))
     assert row["pii_columns"] == "customer_email" and row["tags"] == "layer=silver"
@@ -303,7 +309,8 @@ def test_07_lineage_has_every_pipeline_edge_and_no_other(first_run, spark):
     }
     edges = lineage.table_edges(spark, settings, list(catalog.workbook_tables(settings)))
     assert {(e.source, e.target) for e in edges} == expected
-    revenue = lineage.column_lineage(spark, settings, list(catalog.workbook_tables(settings)), names.daily_revenue, "revenue_usd")
+    revenue = lineage.column_lineage(spark, settings, list(catalog.workbook_tables(settings)), names.daily_revenue,
+        "revenue_usd")
     sources = set(zip(revenue["column"], revenue["comes from"], strict=True))
     assert (f"{names.daily_revenue}.revenue_usd", f"{names.silver}.line_total") in sources
     assert (f"{names.daily_revenue}.revenue_usd", f"{names.fx_rates}.usd_rate") in sources

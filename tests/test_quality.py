@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lakehouse_helpers import quality
-from lakehouse_helpers.stream import EVENT_FIELDS
+from lakehouse_helpers.contract import EVENT_FIELDS
 
 # The `spark` fixture is a session on the test stack: every service, and Spark.
 pytestmark = [pytest.mark.services, pytest.mark.spark]
@@ -19,7 +19,8 @@ def good(spark):
         ("e3", "o2", 1, "EXC-M-2.5", 3, 61.42, 2.5, "C2"),
     ]
     return spark.createDataFrame(
-        rows, "event_id string, order_id string, line_no int, product_id string, quantity int, unit_price double, size_kg double, customer_id string"
+        rows, "event_id string, order_id string, line_no int, product_id string, quantity int, unit_price double, "
+        "size_kg double, customer_id string"
     ).selectExpr("*", "timestamp'2026-01-05 08:00:00' as event_ts")
 
 
@@ -63,14 +64,17 @@ def test_duplicates_warn_by_default_and_must_match_when_expected(good):
 
 def test_schema_check_names_missing_and_mistyped_columns(good):
     expected = {n: t for n, t in EVENT_FIELDS}
-    result = quality.check_schema(good.selectExpr("*", "cast(line_no as string) as line_no2").drop("line_no").withColumnRenamed("line_no2", "line_no"), expected)
+    result = quality.check_schema(
+        good.selectExpr("*", "cast(line_no as string) as line_no2").drop("line_no").withColumnRenamed("line_no2",
+            "line_no"), expected)
     assert not result.passed
     assert "missing" in result.observed and "coffee_type" in result.observed
     assert "line_no:string!=int" in result.observed
 
 
 def test_error_lists_every_failing_check(good):
-    bad = good.selectExpr("NULL as event_id", "order_id", "line_no", "'X' as product_id", "-1 as quantity", "unit_price", "size_kg", "customer_id", "event_ts")
+    bad = good.selectExpr("NULL as event_id", "order_id", "line_no", "'X' as product_id", "-1 as quantity",
+        "unit_price", "size_kg", "customer_id", "event_ts")
     with pytest.raises(quality.QualityError) as info:
         quality.gate(bad)
     text = str(info.value)

@@ -90,7 +90,8 @@ def test_a_value_of_the_wrong_type_is_refused_naming_parameter_and_type():
         check_parameters(discover(only=["01"]), {"events": "abc"})
     with pytest.raises(RunInputError, match="must be of type bool"):
         check_parameters(discover(only=["03"]), {"quality_gate": 1})
-    checked = check_parameters(discover(only=["01", "02", "03"]), {"events": 10, "late_rate": 0, "mode": "live", "quality_gate": "false"})
+    checked = check_parameters(discover(only=["01", "02", "03"]),
+        {"events": 10, "late_rate": 0, "mode": "live", "quality_gate": "false"})
     assert checked["01_produce_events.ipynb"] == {"events": 10, "late_rate": 0.0}
     assert checked["02_stream_kafka_to_delta.ipynb"] == {"mode": "live"}
     assert checked["03_export_delta_to_s3.ipynb"] == {"quality_gate": False}
@@ -106,7 +107,8 @@ def test_a_parameter_that_looks_like_a_secret_is_refused(name, tmp_path):
 
 
 def test_params_words_keep_quoting_and_refuse_what_is_not_name_value():
-    params = parse_parameters([["events", "5_000"]], "mode=live live_seconds=60 mistaken_delete=\"currency IN ('EUR')\"")
+    params = parse_parameters([["events", "5_000"]],
+        "mode=live live_seconds=60 mistaken_delete=\"currency IN ('EUR')\"")
     assert params == {"events": 5000, "mode": "live", "live_seconds": 60, "mistaken_delete": "currency IN ('EUR')"}
     with pytest.raises(ValueError, match="not name=value"):
         parse_parameters([], "live")
@@ -135,7 +137,8 @@ def test_latest_points_at_the_newest_complete_run_only(tiny, tmp_path):
     partial, _ = run_notebooks(settings, {"label": "y"}, only=["01"], notebooks_dir=tiny)
     assert partial.name.endswith("-partial") and run_kind(partial) == "partial"
     summary = json.loads((partial / "summary.json").read_text())
-    assert summary["parameters"] == {"label": "y"} and [n["notebook"] for n in summary["notebooks"]] == ["01_second.ipynb"]
+    assert summary["parameters"] == {"label": "y"} and [n["notebook"] for n in summary["notebooks"]] == [
+        "01_second.ipynb"]
 
     failed, results = run_notebooks(settings, {"n": -1}, notebooks_dir=tiny)
     assert failed.name.endswith("-failed") and run_kind(failed) == "failed"
@@ -147,7 +150,8 @@ def test_latest_points_at_the_newest_complete_run_only(tiny, tmp_path):
 def test_what_kernels_and_their_children_print_goes_to_a_log_not_the_terminal(tmp_path, capfd):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    body = "import os, subprocess\nos.write(2, b'kernel-noise\\n')\nsubprocess.run(['sh', '-c', 'echo child-noise >&2'])"
+    body = ("import os, subprocess\nos.write(2, b'kernel-noise\\n')\n"
+            "subprocess.run(['sh', '-c', 'echo child-noise >&2'])")
     (folder / "00_noisy.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
     settings = local_settings(tmp_path)
     _, results = run_notebooks(settings, notebooks_dir=folder)
@@ -179,8 +183,9 @@ def test_a_failed_spark_cell_is_named_by_its_code_without_the_jvm_trace(tmp_path
     folder = tmp_path / "notebooks"
     folder.mkdir()
     # The message is built at run time so that the cell's own code does not contain the trace.
-    body = ("# NBVAL_CHECK_OUTPUT\nmessage = 'Not enough memory to broadcast.' + chr(10) * 2 + 'JVM' + ' stack' + 'trace:'"
-            " + chr(10) + 'org.apache.spark.SparkException' + chr(10) + chr(9) + 'at' + ' org.apache.spark.Foo(Foo.scala:1)'\n"
+    body = ("# NBVAL_CHECK_OUTPUT\nmessage = 'Not enough memory to broadcast.' + chr(10) * 2 + 'JVM' + ' stack'"
+            " + 'trace:' + chr(10) + 'org.apache.spark.SparkException' + chr(10) + chr(9) + 'at'"
+            " + ' org.apache.spark.Foo(Foo.scala:1)'\n"
             "raise RuntimeError(message)")
     (folder / "00_fails.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
     settings = local_settings(tmp_path)

@@ -178,7 +178,8 @@ def test_s3_refuses_unsigned_and_wrong_keys_and_key_files_are_owner_only(stack, 
     modes = {str(p.relative_to(stack.state_dir)): oct(p.stat().st_mode & 0o777) for p in [secrets_dir, *holding]}
     observed(", ".join(f"{k} {v}" for k, v in statuses.items()) + "; modes: "
              + ", ".join(f"{k} {v}" for k, v in modes.items()))
-    assert statuses == {"unsigned GET": 403, "wrong secret": 403, "unknown access key": 403, "right keys": 200}, statuses
+    assert statuses == {"unsigned GET": 403, "wrong secret": 403, "unknown access key": 403,
+        "right keys": 200}, statuses
     assert stack.services_dir / "s3" / "s3proxy.conf" in holding  # the check found the server's config
     assert {p.name for p in holding} >= {"s3.env", "spark_connect.env"}
     open_to_others = {k: v for k, v in modes.items() if int(v, 8) & 0o077}

@@ -82,7 +82,8 @@ def test_unknown_override_is_refused(tmp_path):
 
 
 def test_databricks_profile_uses_workspace_catalog(tmp_path):
-    s = load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")
+    s = load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_STATE_DIR": str(tmp_path)},
+        dotenv=tmp_path / "none")
     assert s.catalog_impl == "databricks"
     assert not s.embedded
     assert s.table("bronze", "orders") == "lakehouse.bronze.orders"
@@ -94,7 +95,8 @@ def test_a_databricks_cluster_is_recognised_without_a_profile_variable(tmp_path)
     s = load_settings(env=runtime, dotenv=tmp_path / "none")
     assert (s.profile, s.catalog_impl) == ("databricks", "databricks")
     # An explicit profile still wins (a local test of a notebook on a cluster, say).
-    assert load_settings(env={**runtime, "LAKEHOUSE_PROFILE": "external"}, dotenv=tmp_path / "none").profile == "external"
+    assert load_settings(env={**runtime, "LAKEHOUSE_PROFILE": "external"},
+        dotenv=tmp_path / "none").profile == "external"
     assert load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none").profile == "local"
 
 

@@ -40,7 +40,8 @@ def test_kafka_python_writes_n_spark_reads_n(stack, spark, unique_name):
 def test_delta_local_and_on_s3_and_parquet_on_s3(stack, spark, unique_name):
     from pyspark.sql import functions as F
 
-    data = spark.range(1000).select(F.col("id"), (F.col("id") % 7).alias("bucket"), F.sha2(F.col("id").cast("string"), 256).alias("h"))
+    data = spark.range(1000).select(F.col("id"), (F.col("id") % 7).alias("bucket"),
+        F.sha2(F.col("id").cast("string"), 256).alias("h"))
     local_path = str(stack.data_dir / "tests" / unique_name)
     prefix = f"tests/{unique_name}"
     data.write.format("delta").save(local_path)
@@ -113,7 +114,8 @@ def test_external_profile_uses_given_endpoints_and_starts_nothing(stack, tmp_pat
         "spark.range(5).write.format('delta').mode('overwrite').save(s.s3_url('tests/external'))\n"
         "spark.sql('CREATE SCHEMA IF NOT EXISTS ' + s.schema('ext'))\n"
         "spark.range(3).write.format('delta').mode('overwrite').saveAsTable(s.table('ext', 't'))\n"
-        "print('COUNTS', spark.read.format('delta').load(s.s3_url('tests/external')).count(), spark.table(s.table('ext', 't')).count())\n"
+        "print('COUNTS', spark.read.format('delta').load(s.s3_url('tests/external')).count(), "
+        "spark.table(s.table('ext', 't')).count())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -7,16 +7,19 @@ import json
 import pytest
 
 from lakehouse_helpers import layout, storage
+from lakehouse_helpers.contract import RAW_COLUMNS
 from lakehouse_helpers.events import generate
-from lakehouse_helpers.export import export_to_landing, read_watermark
-from lakehouse_helpers.stream import RAW_COLUMNS, classify, ensure_tables, input_rows
+from lakehouse_helpers.export import export_to_landing
+from lakehouse_helpers.landing import read_watermark
+from lakehouse_helpers.stream import classify, ensure_tables, input_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
 
 
 def _kafka_frame(spark, values: list[bytes | None]):
     rows = [(b"k", v, "t", 0, i, None) for i, v in enumerate(values)]
-    return spark.createDataFrame(rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
+    return spark.createDataFrame(rows,
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp")
 
 
 def test_classify_sends_each_fault_to_its_reason(spark):
@@ -35,9 +38,12 @@ def test_classify_sends_each_fault_to_its_reason(spark):
         (b'"just a string"', "malformed_json"),
         (b'{"event_id": "e", "order_id": ', "malformed_json"),
         (None, "malformed_json"),
-        (b'{"event_id":"e","order_id":"o","event_ts":"not a time","customer_id":"c","product_id":"ARA-L-1","quantity":1}', "missing_required_field"),
-        (b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z","customer_id":"c","product_id":"ARA-L-1","quantity":0}', "invalid_quantity"),
-        (b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z","customer_id":"c","product_id":"ARA-L-1","quantity":1}', None),
+        (b'{"event_id":"e","order_id":"o","event_ts":"not a time",'
+         b'"customer_id":"c","product_id":"ARA-L-1","quantity":1}', "missing_required_field"),
+        (b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z",'
+         b'"customer_id":"c","product_id":"ARA-L-1","quantity":0}', "invalid_quantity"),
+        (b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z",'
+         b'"customer_id":"c","product_id":"ARA-L-1","quantity":1}', None),
     ],
 )
 def test_classify_edge_cases(spark, value, reason):
@@ -46,7 +52,8 @@ def test_classify_edge_cases(spark, value, reason):
 
 
 def test_unknown_fields_are_listed_and_payload_kept(spark):
-    value = b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z","customer_id":"c","product_id":"ARA-L-1","quantity":1,"promo_code":"X"}'
+    value = (b'{"event_id":"e","order_id":"o","event_ts":"2026-01-05T08:00:00Z","customer_id":"c",'
+             b'"product_id":"ARA-L-1","quantity":1,"promo_code":"X"}')
     row = classify(_kafka_frame(spark, [value])).first()
     assert row["unknown_fields"] == ["promo_code"]
     assert json.loads(row["payload"])["promo_code"] == "X"
@@ -194,7 +201,8 @@ def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spar
     messages = caplog.messages
     thread.join(30)
     earlier = result.earlier
-    assert earlier is not None and (earlier.outcome, earlier.mode, earlier.pid) == ("stopped", "live", os.getpid()), messages
+    assert earlier is not None and (earlier.outcome, earlier.mode, earlier.pid) == ("stopped", "live",
+        os.getpid()), messages
     assert not thread.is_alive() and left["result"].input_rows == len(batch.messages)  # it ended cleanly
     counts = table_counts(spark, s)
     assert counts["raw"] == batch.expected["raw"] and counts["quarantine"] == batch.expected["quarantine"]
@@ -253,7 +261,8 @@ def _read_topic(settings, topic: str, expect: int) -> dict[int, list]:
     """Every record of the topic, per partition, in offset order."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=10_000)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+        consumer_timeout_ms=10_000)
     try:
         consumer.assign([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
         consumer.seek_to_beginning()
@@ -301,14 +310,16 @@ def test_produce_reports_every_offset_and_keeps_each_keys_order(stack, unique_na
             assert [v for _, v in read[key]] == values
     assert sorted(m.value for m in batch.messages) == sorted(r.value for got in records.values() for r in got)
     [manifest] = load_manifests(s)
-    assert (manifest["first_offset"], manifest["last_offset"], manifest["end_offset_total"]) == (0, result.last_offset, sent)
+    assert (manifest["first_offset"], manifest["last_offset"], manifest["end_offset_total"]) == (0, result.last_offset,
+        sent)
     assert manifest["expected"] == batch.expected and manifest["counts"] == batch.counts
 
 
 def _objects(settings, prefix: str) -> set[tuple[str, int, str]]:
     """(key, size, ETag) of every object under `prefix`: the ETag is the S3 server's checksum.
     A file s3proxy was writing when it was killed is listed with no ETag (None)."""
-    pages = storage.s3_client(settings).get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix)
+    pages = storage.s3_client(settings).get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket,
+        Prefix=prefix)
     return {(o["Key"], o["Size"], o.get("ETag")) for page in pages for o in page.get("Contents", [])}
 
 
@@ -325,6 +336,7 @@ def test_three_exports_leave_the_same_objects(spark, export_settings, observed):
         runs.append((exported, _objects(s, layout.LANDING_PREFIX)))
     landing = spark.read.parquet(layout.landing_url(s)).count()
     observed(f"rows exported per run {[r for r, _ in runs]}; {len(runs[0][1])} objects, "
-             f"{'identical' if runs[0][1] == runs[1][1] == runs[2][1] else 'different'} after each run; landing rows {landing}")
+             f"{'identical' if runs[0][1] == runs[1][1] == runs[2][1] else 'different'} after each run; "
+             f"landing rows {landing}")
     assert [r for r, _ in runs] == [rows, 0, 0] and landing == rows
     assert runs[0][1] and runs[0][1] == runs[1][1] == runs[2][1]

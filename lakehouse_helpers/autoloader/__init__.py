@@ -47,7 +47,6 @@ from .api import (
     schema_change,
     schema_history,
 )
-from .files import _read_bytes as _read_bytes  # the tests read a schema version's raw text
 from .files import filesystem, list_files
 from .history import (
     file_columns,

@@ -33,7 +33,9 @@ class SchemaState:
     fields: list[tuple[str, str]]
 
 
-def resolve_schema(source: str, fmt: str, schema_location: str | None, options: dict, schema=None, hints: str = "", infer_types: bool = False, rescued: str | None = "_rescued_data", source_column: str | None = None) -> SchemaState:
+def resolve_schema(source: str, fmt: str, schema_location: str | None, options: dict, schema=None, hints: str = "",
+        infer_types: bool = False, rescued: str | None = "_rescued_data",
+        source_column: str | None = None) -> SchemaState:
     """The schema a (re)started stream reads with: the newest version in the schema history,
     or, on first start, inferred from a sample of the existing files (version 0)."""
     if schema is not None:
@@ -42,7 +44,8 @@ def resolve_schema(source: str, fmt: str, schema_location: str | None, options: 
             fields.append((rescued, "string"))
         return SchemaState(-1, _with_source(fields, source_column))
     if not schema_location:
-        raise AutoLoaderError("Without a schema, cloudFiles needs schemaLocation (where the inferred schema history is kept).")
+        raise AutoLoaderError(
+            "Without a schema, cloudFiles needs schemaLocation (where the inferred schema history is kept).")
     versions = schema_versions(schema_location, options)
     if versions:
         entry = read_schema_version(schema_location, versions[-1], options)
@@ -59,7 +62,8 @@ def resolve_schema(source: str, fmt: str, schema_location: str | None, options: 
     fields = apply_hints(fields, parse_hints(hints))
     if rescued:
         fields = [f for f in fields if f[0] != rescued] + [(rescued, "string")]
-    write_schema_version(schema_location, 0, fields, options, reason="inferred", files_sampled=min(len(files), sample_files))
+    write_schema_version(schema_location, 0, fields, options, reason="inferred",
+        files_sampled=min(len(files), sample_files))
     return SchemaState(0, _with_source(fields, source_column))
 
 
@@ -70,15 +74,11 @@ def _with_source(fields, source_column):
 
 
 def s3_options(settings) -> dict:
-    """Options that let the Python reader reach the configured S3 endpoint. The key options'
-    names contain `access.key` / `secret`, which Spark redacts from plans and logs."""
-    out = {"s3.region": settings.s3_region}
-    if settings.s3_endpoint:
-        out["s3.endpoint"] = settings.s3_endpoint
-    if settings.s3_access_key:
-        out["s3.access.key"] = settings.s3_access_key.reveal()
-        out["s3.secret.key"] = settings.s3_secret_key.reveal()
-    return out
+    """Options that let the Python reader reach the configured S3 endpoint (see
+    `storage.s3_connection`): plain strings, so they travel to Spark Connect's workers."""
+    from ..storage import s3_connection
+
+    return s3_connection(settings).as_options()
 
 
 def read_stream(
@@ -126,15 +126,18 @@ def read_stream(
 
     register(spark)
     fs_options = s3_options(settings)
-    state = resolve_schema(source, fmt, schema_location, {**cf, **fs_options}, schema, schema_hints, infer_column_types, rescued_data_column, source_file_column)
+    state = resolve_schema(source, fmt, schema_location, {**cf, **fs_options}, schema, schema_hints, infer_column_types,
+        rescued_data_column, source_file_column)
     if source_file_column:
         cf["sourceFileColumn"] = source_file_column
     if schema_location is None:
-        raise AutoLoaderError("The open-source cloudFiles needs schemaLocation (it keeps the file log there) even with a schema.")
+        raise AutoLoaderError(
+            "The open-source cloudFiles needs schemaLocation (it keeps the file log there) even with a schema.")
     return spark.readStream.format(FORMAT).schema(to_struct(state.fields)).options(**cf, **fs_options).load(source)
 
 
-def _cloud_files_options(fmt, mode, include_existing, infer_types, schema_location, hints, rescued, max_files, max_bytes) -> dict:
+def _cloud_files_options(fmt, mode, include_existing, infer_types, schema_location, hints, rescued, max_files,
+        max_bytes) -> dict:
     """read_stream's arguments as the `cloudFiles.*` options Databricks knows them by."""
     cf = {
         "cloudFiles.format": fmt,

@@ -90,7 +90,8 @@ def unreadable(path: str, options: dict, exc: BaseException, rows_read: int = 0)
     try:
         present = _exists(path, options)
     except Exception as probe:  # noqa: BLE001 - the storage itself fails: not the file's fault
-        raise AutoLoaderError(f"Cannot read file {path}: {_reason(exc)} (and cannot reach its storage: {_reason(probe)})") from exc
+        raise AutoLoaderError(
+            f"Cannot read file {path}: {_reason(exc)} (and cannot reach its storage: {_reason(probe)})") from exc
     if present and not isinstance(exc, FileNotFoundError):
         if skips_corrupt(options):
             record(options, path, "skipped", _reason(exc), rows_read)

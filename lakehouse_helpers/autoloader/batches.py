@@ -81,7 +81,8 @@ def convert_batch(raw: RawBatch, plan: Plan):
     out = []
     for (name, t), target in zip(plan.fields, plan.schema, strict=True):
         if name in (plan.rescued, plan.source):
-            out.append(pa.nulls(n, target.type) if name == plan.rescued else plan.per_row([p for p, _ in plan.files], raw))
+            out.append(pa.nulls(n, target.type) if name == plan.rescued
+                else plan.per_row([p for p, _ in plan.files], raw))
             continue
         cols = parts.get(name, [])
         folder = [pv.get(name) for _, pv in plan.files]
@@ -90,7 +91,8 @@ def convert_batch(raw: RawBatch, plan: Plan):
                 cols = [("", plan.per_row(folder, raw))]
             elif not raw.keys_always_present:  # a missing key takes the folder's value, a null does not
                 slow = pc.or_(slow, pc.and_(pc.invert(_present(cols)), pc.is_valid(plan.per_row(folder, raw))))
-        converted = [convert_column(c, t, target.type, raw.typed, _literal_check(raw, name) if not kind else None) for kind, c in cols]
+        converted = [convert_column(c, t, target.type, raw.typed, _literal_check(raw, name) if not kind else None)
+            for kind, c in cols]
         out.append(_first_valid([v for v, _ in converted], n, target.type))
         for _, bad in converted:
             slow = slow if bad is None else pc.or_(slow, bad)

@@ -157,7 +157,9 @@ def _to_int(col, out_type, typed, int_literal):
     if pa.types.is_floating(kind):
         v = pc.cast(col, pa.float64())
         whole = pc.and_(pc.is_finite(v), pc.equal(pc.floor(v), v))
-        ok = pc.and_(whole, pc.and_(pc.less(pc.abs(v), float(_EXACT)), pc.and_(pc.greater_equal(v, float(lo)), pc.less_equal(v, float(hi)))))
+        ok = pc.and_(whole,
+            pc.and_(pc.less(pc.abs(v), float(_EXACT)),
+                pc.and_(pc.greater_equal(v, float(lo)), pc.less_equal(v, float(hi)))))
         return pc.cast(_keep(v, ok), out_type, safe=False), _not_ok(col, ok)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         ok = pc.match_substring_regex(col, _INT_RE)

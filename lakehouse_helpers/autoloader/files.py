@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..storage import S3Connection
+
 FILE_LOG_NAME = "files.jsonl"
-_FILESYSTEMS: dict[tuple, object] = {}
+_FILESYSTEMS: dict[S3Connection, object] = {}
 
 
 def filesystem(path: str, options: dict):
@@ -17,17 +19,15 @@ def filesystem(path: str, options: dict):
     m = re.match(r"^s3a?://([^/]+)/?(.*)$", path)
     if not m:
         return fs.LocalFileSystem(), re.sub(r"^file:(//)?", "", path)
-    key = tuple(options.get(k, "") for k in ("s3.endpoint", "s3.region", "s3.access.key", "s3.secret.key"))
-    if key not in _FILESYSTEMS:  # one client per endpoint and key, not one per file
-        endpoint, region, access_key, secret_key = key
-        kwargs = {"region": region or "us-east-1"}
-        if endpoint:
-            scheme, _, host = endpoint.partition("://")
-            kwargs.update(endpoint_override=host, scheme=scheme, force_virtual_addressing=False)
-        if access_key:
-            kwargs.update(access_key=access_key, secret_key=secret_key)
-        _FILESYSTEMS[key] = fs.S3FileSystem(**kwargs)
-    return _FILESYSTEMS[key], f"{m.group(1)}/{m.group(2)}".rstrip("/")
+    conn = S3Connection.from_options(options)
+    if conn not in _FILESYSTEMS:  # one client per endpoint and key, not one per file
+        kwargs = {"region": conn.region}
+        if conn.endpoint:
+            kwargs.update(endpoint_override=conn.host, scheme=conn.scheme, force_virtual_addressing=not conn.path_style)
+        if conn.access_key:
+            kwargs.update(access_key=conn.access_key, secret_key=conn.secret_key)
+        _FILESYSTEMS[conn] = fs.S3FileSystem(**kwargs)
+    return _FILESYSTEMS[conn], f"{m.group(1)}/{m.group(2)}".rstrip("/")
 
 
 def _to_url(original_root: str, fs_root: str, fs_path: str) -> str:

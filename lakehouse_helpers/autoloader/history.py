@@ -39,7 +39,8 @@ def write_schema_version(schema_location: str, version: int, fields, options: di
     _write_text(path, "v1\n" + json.dumps(body) + "\n", options)
 
 
-def infer_schema(files: list[dict], fmt: str, options: dict, infer_types: bool, sample_files: int, sample_bytes: int) -> list[tuple[str, str]]:
+def infer_schema(files: list[dict], fmt: str, options: dict, infer_types: bool, sample_files: int,
+        sample_bytes: int) -> list[tuple[str, str]]:
     # Keyed case-insensitively: `Name` next to `name` is one column (first spelling wins);
     # the other spelling's values are rescued, as Spark's case-insensitive analysis requires.
     merged: dict[str, tuple[str, str]] = {}
@@ -130,7 +131,8 @@ def _json_columns(raw, infer_types: bool) -> Iterator[tuple[str, str | None]]:
         raw = raw.records
     if not isinstance(raw, list) and infer_types:
         for f in raw.data.schema:
-            if pa.types.is_floating(f.type) and pc.any(pc.greater_equal(pc.abs(raw.data.column(f.name)), 2**53)).as_py():
+            if pa.types.is_floating(f.type) and pc.any(
+                    pc.greater_equal(pc.abs(raw.data.column(f.name)), 2**53)).as_py():
                 raw = raw.records(range(raw.data.num_rows))  # integers too big for a double: Python decides
                 break
     if not isinstance(raw, list):

@@ -233,7 +233,8 @@ def _read_json(buf, explicit, whole: bool):
     read = pj.ReadOptions(use_threads=not whole, block_size=len(buf) + 1 if whole else 1 << 20)
     try:
         return pj.read_json(pa.BufferReader(buf), read_options=read,
-                            parse_options=pj.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")), None
+                            parse_options=pj.ParseOptions(explicit_schema=explicit,
+                                unexpected_field_behavior="infer")), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         return None, str(error)
 

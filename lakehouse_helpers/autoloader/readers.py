@@ -28,7 +28,8 @@ PYTHON_ROWS = 10_000  # records per batch on the Python path
 SMALL_FILE = 1024 * 1024  # JSON files up to this size are parsed together
 
 
-def raw_batches(path: str, fmt: str, options: dict, learn: set[str] | None = None, json_reader: JsonLines | None = None) -> Iterator:
+def raw_batches(path: str, fmt: str, options: dict, learn: set[str] | None = None,
+        json_reader: JsonLines | None = None) -> Iterator:
     """RawBatch and PyRecords objects of one file, in file order. `learn`: the JSON columns
     whose text may be kept as strings from one block to the next (the schema's)."""
     if fmt == "json":
@@ -73,7 +74,8 @@ def read_files(files: list[dict], fmt: str, fields, schema, options: dict, rescu
     """Record batches of `schema` for discovered files (`path`, `rel`), small ones joined."""
     folders = [_partition_values(f["rel"]) for f in files]
     reader = JsonLines({n for n, _ in fields} - {k for pv in folders for k in pv})
-    batches = (b for group in groups(files, fmt) for b in _read_group(group, fmt, fields, schema, options, rescued, source, reader))
+    batches = (b for group in groups(files, fmt)
+        for b in _read_group(group, fmt, fields, schema, options, rescued, source, reader))
     return coalesce(batches, max_rows=64 * 1024, max_bytes=BLOCK_BYTES)
 
 
@@ -92,7 +94,8 @@ def _read_group(group, fmt, fields, schema, options, rescued, source, reader) ->
                 yield from _read_group([f], fmt, fields, schema, options, rescued, source, reader)
             return
     else:  # a corrupt or missing file fails naming it, or is skipped and recorded (badfiles)
-        raws = guarded(group[0]["path"], options, lambda: raw_batches(group[0]["path"], fmt, options, json_reader=reader), _rows)
+        raws = guarded(group[0]["path"], options,
+            lambda: raw_batches(group[0]["path"], fmt, options, json_reader=reader), _rows)
     plan = Plan(fields, schema, [(f["path"], _partition_values(f["rel"])) for f in group], rescued, source)
     for raw in raws:
         if isinstance(raw, PyRecords):
@@ -134,7 +137,8 @@ def csv_batches(path: str, options: dict) -> Iterator:
                 fh,
                 read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
-                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False),
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False),
             )
             for batch in reader:
                 batch = pa.RecordBatch.from_arrays(batch.columns, names=header)
@@ -201,7 +205,8 @@ def parquet_batches(path: str, options: dict) -> Iterator[RawBatch]:
     with open_random_access(path, options) as fh:
         pf = pq.ParquetFile(fh, buffer_size=1024 * 1024)
         meta = pf.metadata
-        width = max(1, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) // max(1, meta.num_rows))
+        width = max(1,
+            sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) // max(1, meta.num_rows))
         rows = max(1024, min(64 * 1024, BATCH_BYTES // width))
         for batch in pf.iter_batches(batch_size=rows):
             yield RawBatch(batch, lambda idx, b=batch: b.take(idx).to_pylist(), typed=True)

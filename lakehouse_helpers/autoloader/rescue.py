@@ -55,7 +55,8 @@ def _convert_typed(value: Any, t: str):
     return None, False
 
 
-def convert_record(rec: dict, fields: list[tuple[str, str]], rescued_column: str | None, path: str, partition_values: dict, source_column: str | None) -> tuple:
+def convert_record(rec: dict, fields: list[tuple[str, str]], rescued_column: str | None, path: str,
+        partition_values: dict, source_column: str | None) -> tuple:
     """One record as a row of the schema. Values that do not fit, fields the schema lacks and
     case-mismatched names go, with the file path, into the rescued data column as JSON."""
     out = []
@@ -87,7 +88,8 @@ def convert_record(rec: dict, fields: list[tuple[str, str]], rescued_column: str
             rescued[key] = value
     columns = [n for n, _ in fields]
     if rescued_column:
-        out[columns.index(rescued_column)] = json.dumps({**rescued, "_file_path": path}, default=str) if rescued else None
+        out[columns.index(rescued_column)] = (
+            json.dumps({**rescued, "_file_path": path}, default=str) if rescued else None)
     if source_column:
         out[columns.index(source_column)] = path
     return tuple(out)
@@ -121,4 +123,5 @@ def rows_to_batch(rows: list[tuple], schema):
     import pyarrow as pa
 
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    return pa.RecordBatch.from_arrays([pa.array(c, type=schema.field(i).type) for i, c in enumerate(columns)], schema=schema)
+    return pa.RecordBatch.from_arrays([pa.array(c, type=schema.field(i).type) for i, c in enumerate(columns)],
+        schema=schema)

@@ -119,7 +119,8 @@ class CloudFilesStream:
         if self.mode == "addNewColumns":
             version = self._record_new_columns(found, where)
             raise UnknownFieldException(
-                f"[UNKNOWN_FIELD_EXCEPTION.NEW_FIELDS_IN_FILE] Encountered unknown fields during parsing: {sorted(found)}, "
+                "[UNKNOWN_FIELD_EXCEPTION.NEW_FIELDS_IN_FILE] Encountered unknown fields during parsing: "
+                f"{sorted(found)}, "
                 f"in file {where}. The schema in {self.schema_location}/{SCHEMAS_DIR} was updated to version "
                 f"{version}; restart the stream to read with it (run_with_restarts does so)."
             )
@@ -189,7 +190,8 @@ def _make_source_classes():
             return FORMAT
 
         def schema(self):
-            raise AutoLoaderError("The open-source cloudFiles source needs a schema: use lakehouse_helpers.autoloader.read_stream.")
+            raise AutoLoaderError(
+                "The open-source cloudFiles source needs a schema: use lakehouse_helpers.autoloader.read_stream.")
 
         def streamReader(self, schema):
             return CloudFilesStreamReader(schema, dict(self.options))

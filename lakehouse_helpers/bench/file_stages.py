@@ -76,5 +76,6 @@ def autoloader_stages(spark, box: Sandbox, events: int, small_files: int, rows_p
     if small_files:
         small = records(small_files * rows_per_small_file)
         source = write_files(box.root / "files" / "small", "json", small, small_files)
-        stages.append(autoloader_stage(spark, box, f"{small_files} small JSON", "json", source, small_files, per_file=True))
+        stages.append(
+            autoloader_stage(spark, box, f"{small_files} small JSON", "json", source, small_files, per_file=True))
     return stages

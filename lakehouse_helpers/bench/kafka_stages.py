@@ -4,9 +4,10 @@ against one plain Spark batch over the same topic."""
 from __future__ import annotations
 
 from .. import layout, services
+from ..contract import QUARANTINE_COLUMNS, RAW_COLUMNS
 from ..events import Batch
 from ..produce import batch_id, produce
-from ..stream import QUARANTINE_COLUMNS, RAW_COLUMNS, classify, kafka_options, run_stream
+from ..stream import classify, kafka_options, run_stream
 from .sandbox import Sandbox
 from .scoreboard import Side, Stage, timed
 

@@ -4,9 +4,10 @@ against the same work as plain Spark batch jobs over the same rows."""
 from __future__ import annotations
 
 from .. import layout, medallion
-from ..bronze import bronze_stream, bronze_table
+from ..bronze import bronze_stream
 from ..expectations import Expectation
 from ..export import export_to_landing
+from ..layout import bronze_table
 from ..nbtools import tagged_source
 from ..runner import NOTEBOOKS_DIR
 from .sandbox import Sandbox
@@ -109,4 +110,5 @@ def gold_stage(spark, box: Sandbox) -> Stage:
 
     _, seconds = timed(native_run)
     written = sum(spark.table(target).count() for target in targets)
-    return Stage("gold (materialize)", "rows/s", "CREATE TABLE AS SELECT", workbook, Side(silver_rows, seconds, written))
+    return Stage("gold (materialize)", "rows/s", "CREATE TABLE AS SELECT", workbook,
+        Side(silver_rows, seconds, written))

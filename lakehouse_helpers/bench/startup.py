@@ -85,7 +85,8 @@ def workbook(settings: Settings, mode: str) -> dict:
     env = {"LAKEHOUSE_DATA_DIR": str(settings.state_dir / "bench" / f"workbook-{run}"), "KAFKA_TOPIC": f"bench.{run}",
            "S3_BUCKET": f"bench-{run}", "LAKEHOUSE_SCHEMA_PREFIX": f"bench{run}_", "LAKEHOUSE_SPARK_MODE": mode}
     run_settings = settings.replace(data_dir_override=env["LAKEHOUSE_DATA_DIR"], kafka_topic=env["KAFKA_TOPIC"],
-                                    s3_bucket=env["S3_BUCKET"], schema_prefix=env["LAKEHOUSE_SCHEMA_PREFIX"], spark_mode=mode)
+                                    s3_bucket=env["S3_BUCKET"], schema_prefix=env["LAKEHOUSE_SCHEMA_PREFIX"],
+                                    spark_mode=mode)
     ensure_bucket(run_settings)
     saved = dict(os.environ)
     os.environ.update(env)  # the notebook kernels inherit it

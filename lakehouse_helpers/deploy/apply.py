@@ -94,7 +94,8 @@ def _phase(item) -> str:
     """RUNNING, TERMINATED SUCCESS, ... from the v2 status, or the older state where that is missing."""
     status = getattr(item, "status", None)
     if status and status.state:
-        code = status.termination_details.code.value if status.termination_details and status.termination_details.code else ""
+        details = status.termination_details
+        code = details.code.value if details and details.code else ""
         return f"{status.state.value} {code}".strip()
     state = item.state
     if state is None or state.life_cycle_state is None:
@@ -129,7 +130,8 @@ def follow_run(w, job_id: int, out: Callable[[str], None], poll_s: float = 10.0,
             if seen.get(key) != phase:
                 seen[key] = phase
                 failed = _finished(phase) and "SUCCESS" not in phase
-                out(f"[{clock() - start:6.0f}s] {key}: {phase}" + (f": {_message(item)}" if failed and _message(item) else ""))
+                out(f"[{clock() - start:6.0f}s] {key}: {phase}"
+                    + (f": {_message(item)}" if failed and _message(item) else ""))
         phase = _phase(run)
         if _finished(phase):
             return phase.split()[1:2] == ["SUCCESS"]

@@ -81,7 +81,8 @@ def job_parameters(settings: Settings, notebooks_dir: Path = NOTEBOOKS_DIR) -> l
     for stem in JOB_NOTEBOOKS:
         for p in notebook_parameters(notebooks_dir / f"{stem}.ipynb"):
             if any(q["name"] == p["name"] for q in params):
-                raise ValueError(f"{stem}: parameter {p['name']!r} is declared twice; job parameters share one namespace")
+                raise ValueError(
+                    f"{stem}: parameter {p['name']!r} is declared twice; job parameters share one namespace")
             params.append({"name": p["name"], "default": _as_widget(p["default"])})
     return params
 
@@ -161,7 +162,8 @@ def requests(cfg: DeployConfig, spec: dict, wheel: Path, notebooks_dir: Path = N
             "content": f"<base64 of {wheel.name}, {wheel.stat().st_size} bytes>"}))
     out.append(Request("GET", "/api/2.2/jobs/list", query={"name": cfg.job_name}, note="is there a job of that name?"))
     out.append(Request("POST", "/api/2.2/jobs/create", spec, note="when none is found"))
-    out.append(Request("POST", "/api/2.2/jobs/reset", {"job_id": "<the job found>", "new_settings": "<as in jobs/create>"},
+    out.append(
+        Request("POST", "/api/2.2/jobs/reset", {"job_id": "<the job found>", "new_settings": "<as in jobs/create>"},
                        note="instead, when one is found"))
     if run:
         out.append(Request("POST", "/api/2.2/jobs/run-now", {"job_id": "<the job>"}))

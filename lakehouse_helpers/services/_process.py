@@ -60,7 +60,8 @@ def log_tail(log_file: Path, lines: int = 25) -> str:
         return "(no log written)"
 
 
-def spawn(cmd: list[str], cwd: Path, log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn(cmd: list[str], cwd: Path, log_file: Path, pid_file: Path,
+        env: dict[str, str] | None = None) -> subprocess.Popen:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         log.write(f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())

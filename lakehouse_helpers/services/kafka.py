@@ -129,7 +129,8 @@ def check(settings: Settings) -> str:
         )
     except KafkaError as exc:
         raise ServiceError(
-            f"Kafka at {where} accepts connections but does not answer ({exc!r}).", service=NAME, address=where, fix=hint,
+            f"Kafka at {where} accepts connections but does not answer ({exc!r}).", service=NAME, address=where,
+            fix=hint,
         ) from None
     try:
         cluster = admin.describe_cluster()

@@ -99,8 +99,8 @@ def _keys_fix(settings: Settings) -> str:
 
 def _bucket_fix(settings: Settings) -> str:
     bucket = settings.s3_bucket
-    return (f"Create it (docker compose: `docker compose --env-file .env -f docker/docker-compose.yml up minio-init`; AWS: "
-            f"`aws s3 mb s3://{bucket}`), or set {ENV_VARS['s3_bucket']} to a bucket that exists.")
+    return ("Create it (docker compose: `docker compose --env-file .env -f docker/docker-compose.yml up minio-init`; "
+            f"AWS: `aws s3 mb s3://{bucket}`), or set {ENV_VARS['s3_bucket']} to a bucket that exists.")
 
 
 def after_start(settings: Settings) -> None:

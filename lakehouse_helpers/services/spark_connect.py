@@ -81,9 +81,9 @@ def prepare(settings: Settings, base: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
     scratch.mkdir(parents=True)
     if settings.lineage:
-        from ..spark import lineage_events_file
+        from ..layout import lineage_events
 
-        lineage_events_file(settings).parent.mkdir(parents=True, exist_ok=True)
+        lineage_events(settings).parent.mkdir(parents=True, exist_ok=True)
 
 
 def command(settings: Settings, base: Path, marker: str) -> list[str]:
