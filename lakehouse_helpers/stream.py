@@ -75,7 +75,8 @@ def classify(kafka_df):
     typed = [(n, t) for n, t in EVENT_FIELDS if t not in ("string", "timestamp")]
     wrong_types = F.concat_ws("; ", *[
         F.when(F.get_json_object("payload", f"$.{n}").isNotNull() & F.col(n).isNull(),
-               F.concat(F.lit(f"{n} is not {'an' if t == 'int' else 'a'} {t}: "), F.get_json_object("payload", f"$.{n}")))
+               F.concat(F.lit(f"{n} is not {'an' if t == 'int' else 'a'} {t}: "),
+                        F.get_json_object("payload", f"$.{n}")))
         for n, t in typed
     ])
     missing = [F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_FIELDS]

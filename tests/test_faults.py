@@ -203,7 +203,8 @@ def test_a_type_change_mid_stream_is_quarantined_with_its_reason_and_counted(spa
     assert set(quarantined) == changed_offsets, "quarantined events differ from the changed ones"
     assert by_reason == {MALFORMED_JSON: len(changed)}
     # The reason says which field and what came instead.
-    assert all(quarantined[offsets[i]][1] == f"quantity is not an int: {events[i]['quantity']}" for i in changed), details
+    expected_details = {offsets[i]: f"quantity is not an int: {events[i]['quantity']}" for i in changed}
+    assert all(quarantined[o][1] == d for o, d in expected_details.items()), details
     assert all(kept[offsets[i]] == events[i]["quantity"] for i in changed), "a payload was not kept as sent"
     assert counts["raw"] == len(events) - len(changed)
 
