@@ -37,31 +37,11 @@ def event_schema():
     return StructType.fromDDL(ddl + ", _corrupt_record string")
 
 
-def classify(kafka_df):
-    """Parse Kafka records and add `reason` (null when valid) and `detail`. Pure DataFrame code,
-    used by the stream and testable on a plain batch DataFrame with Kafka's columns."""
+def _reason_and_detail():
+    """`reason` (null when valid) and `detail` of a classified row, as column expressions over the
+    parsed event's columns, `payload` and `_corrupt_record`."""
     from pyspark.sql import functions as F
 
-    known = [n for n, _ in EVENT_FIELDS]
-    payload = F.col("value").cast("string")
-    parsed = F.from_json(payload, event_schema(),
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
-    df = kafka_df.select(
-        payload.alias("payload"),
-        F.col("key").cast("string").alias("kafka_key"),
-        F.col("topic").alias("kafka_topic"),
-        F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        parsed.alias("e"),
-    )
-    df = df.select(
-        "*",
-        *[F.col(f"e.{n}").alias(n) for n, t in EVENT_FIELDS if t != "timestamp"],
-        # try_: a malformed timestamp makes the event invalid (quarantined), not the stream fail.
-        F.try_to_timestamp(F.col("e.event_ts")).alias("event_ts"),
-        F.col("e._corrupt_record").alias("_corrupt_record"),
-    )
     # PERMISSIVE from_json gives a row of nulls, not null, for broken JSON: detect it explicitly.
     # Jackson reads the first value and stops, so `{..}}junk`, two objects in one message (the
     # second would vanish) and single quotes parse too: a payload is valid only as exactly one
@@ -95,6 +75,35 @@ def classify(kafka_df):
         .when(F.col("quantity") <= 0, F.concat(F.lit("quantity="), F.col("quantity").cast("string")))
         .when(~F.array_contains(products, F.col("product_id")), F.concat(F.lit("product_id="), F.col("product_id")))
     )
+    return reason, detail
+
+
+def classify(kafka_df):
+    """Parse Kafka records and add `reason` (null when valid) and `detail`. Pure DataFrame code,
+    used by the stream and testable on a plain batch DataFrame with Kafka's columns."""
+    from pyspark.sql import functions as F
+
+    known = [n for n, _ in EVENT_FIELDS]
+    payload = F.col("value").cast("string")
+    parsed = F.from_json(payload, event_schema(),
+        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"})
+    df = kafka_df.select(
+        payload.alias("payload"),
+        F.col("key").cast("string").alias("kafka_key"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        parsed.alias("e"),
+    )
+    df = df.select(
+        "*",
+        *[F.col(f"e.{n}").alias(n) for n, t in EVENT_FIELDS if t != "timestamp"],
+        # try_: a malformed timestamp makes the event invalid (quarantined), not the stream fail.
+        F.try_to_timestamp(F.col("e.event_ts")).alias("event_ts"),
+        F.col("e._corrupt_record").alias("_corrupt_record"),
+    )
+    reason, detail = _reason_and_detail()
     unknown = F.array_except(
         F.coalesce(F.expr("json_object_keys(payload)"), F.array().cast("array<string>")),
         F.array(*[F.lit(k) for k in known]),
