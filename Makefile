@@ -31,7 +31,7 @@ endif
 help:  ## list the targets and every notebook parameter
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 	@echo
-	@if [ -n "$(PYTHON)" ]; then $(PYTHON) -m lakehouse_helpers.nbparams; \
+	@if [ -n "$(PYTHON)" ]; then $(PYTHON) -m lakehouse_helpers.notebook.params; \
 	  else echo "Notebook parameters: install Python (see README.md) to list them."; fi
 
 setup: $(VENV)/.installed $(JARS)/.resolved $(if $(UNITY),$(JARS)/.unity)  ## create .venv, install, resolve jars (idempotent; UNITY=1 adds the Unity Catalog connector)

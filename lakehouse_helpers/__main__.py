@@ -123,7 +123,7 @@ def _bench(settings, args) -> int:
 
 
 def _run(settings, args) -> int:
-    from .runner import RunInputError, format_summary, run_kind, run_notebooks
+    from .notebook.runner import RunInputError, format_summary, run_kind, run_notebooks
 
     try:
         params = parse_parameters(args.parameter, args.params)
@@ -165,8 +165,8 @@ def _deploy(settings, args) -> int:
 def _notebooks(args) -> int:
     from pathlib import Path
 
-    from . import nbtools
-    from .runner import NOTEBOOKS_DIR
+    from .notebook import tools as nbtools
+    from .notebook.runner import NOTEBOOKS_DIR
 
     if args.action == "refresh":
         if not args.run_dir:

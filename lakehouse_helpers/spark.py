@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from . import jvm, layout
-from .fds import output_to
+from .notebook.fds import output_to
 from .services import metastore
 from .settings import Settings, load_settings
 from .storage import s3_connection

@@ -21,7 +21,7 @@ import pytest
 from lakehouse_helpers.deploy import JOB_NOTEBOOKS, DeployConfig, DeployError, deploy
 from lakehouse_helpers.deploy import job_settings as _job_settings
 from lakehouse_helpers.deploy.wheel import build_wheel, wheel_name
-from lakehouse_helpers.nbparams import NOTEBOOKS_DIR, notebook_parameters
+from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters
 from lakehouse_helpers.settings import load_settings
 from tests.databricks_standin import DatabricksStandIn
 

@@ -21,7 +21,7 @@ from lakehouse_helpers.jobparams import (
     read_job_parameters,
     runtime_widgets,
 )
-from lakehouse_helpers.nbparams import NOTEBOOKS_DIR, notebook_parameters, parameters_source
+from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters, parameters_source
 from lakehouse_helpers.settings import load_settings
 
 pytestmark = pytest.mark.unit

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import nbparams
+from lakehouse_helpers.notebook import params as nbparams
 
 pytestmark = pytest.mark.unit
 
@@ -103,8 +103,8 @@ def test_help_lists_every_parameter_of_every_notebook():
 
 def test_the_listing_needs_nothing_but_the_standard_library():
     # -S: no site-packages at all (no pyspark, no papermill): what `make help` has before set-up.
-    done = subprocess.run([sys.executable, "-S", "-c", "import sys; from lakehouse_helpers import nbparams; "
-                           "nbparams.main(); print(sorted(m for m in sys.modules if m.split('.')[0] in "
+    done = subprocess.run([sys.executable, "-S", "-c", "import sys; from lakehouse_helpers.notebook import params; "
+                           "params.main(); print(sorted(m for m in sys.modules if m.split('.')[0] in "
                            "{'pyspark', 'papermill', 'nbformat', 'pandas', 'yaml'}))"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

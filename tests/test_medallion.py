@@ -16,7 +16,7 @@ from lakehouse_helpers import medallion, truth
 from lakehouse_helpers.drops import drift_batch
 from lakehouse_helpers.events import GeneratorConfig, generate
 from lakehouse_helpers.expectations import Expectation, ExpectationFailed, evaluate, raise_on_fail
-from lakehouse_helpers.runner import NOTEBOOKS_DIR
+from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
 
 NOTEBOOK = NOTEBOOKS_DIR / "06_medallion_silver_gold.ipynb"
 EXPECTATIONS = [

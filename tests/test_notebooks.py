@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import catalog, layout, lineage, medallion, nbtools, storage, truth
+from lakehouse_helpers import catalog, layout, lineage, medallion, storage, truth
 from lakehouse_helpers.drops import drift_batch
 from lakehouse_helpers.events import REASONS, GeneratorConfig, generate
 from lakehouse_helpers.governance import RowFilter, TableGovernance
-from lakehouse_helpers.runner import NOTEBOOKS_DIR, discover, run_notebooks
+from lakehouse_helpers.notebook import tools as nbtools
+from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR, discover, run_notebooks
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.services, pytest.mark.spark]
 

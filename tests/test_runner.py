@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import nbtools
 from lakehouse_helpers.__main__ import parse_parameters
-from lakehouse_helpers.runner import (
+from lakehouse_helpers.notebook import tools as nbtools
+from lakehouse_helpers.notebook.runner import (
     NOTEBOOKS_DIR,
     RunInputError,
     check_parameters,

@@ -8,8 +8,8 @@ from ..bronze import bronze_stream
 from ..expectations import Expectation
 from ..export import export_to_landing
 from ..layout import bronze_table
-from ..nbtools import tagged_source
-from ..runner import NOTEBOOKS_DIR
+from ..notebook.runner import NOTEBOOKS_DIR
+from ..notebook.tools import tagged_source
 from .sandbox import Sandbox
 from .scoreboard import Side, Stage, timed
 

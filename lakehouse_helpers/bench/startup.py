@@ -78,7 +78,7 @@ def startup(settings: Settings) -> dict:
 def workbook(settings: Settings, mode: str) -> dict:
     """Every notebook at its defaults in `mode`, on a data folder, topic, bucket and schemas of
     its own (the user's tables are not touched)."""
-    from ..runner import run_notebooks
+    from ..notebook.runner import run_notebooks
     from ..storage import ensure_bucket
 
     run = uuid.uuid4().hex[:8]

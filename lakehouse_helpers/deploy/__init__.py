@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..nbparams import NOTEBOOKS_DIR
+from ..notebook.params import NOTEBOOKS_DIR
 from ..settings import Settings
 from .apply import DeployError, connect, follow_run, import_notebooks, upload_wheel, upsert_job
 from .plan import JOB_NOTEBOOKS, DeployConfig, job_settings, requests

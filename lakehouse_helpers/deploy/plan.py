@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..jobparams import SETTING_PARAMETERS
-from ..nbparams import NOTEBOOKS_DIR, notebook_parameters
+from ..notebook.params import NOTEBOOKS_DIR, notebook_parameters
 from ..settings import Settings
 
 # The cloud half of the hybrid run: 01-04 (Kafka, local Delta, export) stay on the laptop.

@@ -1,7 +1,7 @@
 """The notebooks' parameters, read from their `parameters` cells with the standard library only,
 so `make help` can list them before anything is installed.
 
-    python -m lakehouse_helpers.nbparams     # the listing `make help` prints
+    python -m lakehouse_helpers.notebook.params     # the listing `make help` prints
 
 A parameters cell holds one typed, commented literal per line, as papermill documents them:
 
@@ -18,7 +18,7 @@ import sys
 import tokenize
 from pathlib import Path
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 USAGE = 'make run PARAMS="name=value ..."'
 EXAMPLE = 'make run NOTEBOOKS=02 PARAMS="mode=live live_seconds=120"'
 

@@ -19,11 +19,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..settings import Settings
 from .fds import output_to
-from .settings import Settings
 
 log = logging.getLogger(__name__)
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 # A cell that demonstrates an error (nbclient and nbval let it raise; papermill does not know).
 EXPECTED_ERROR_TAG = "raises-exception"
 # Kernels started by the runner draw progress bars as text (no widget, no widget warning).
@@ -195,9 +195,9 @@ def run_notebooks(
     notebooks_dir: Path = NOTEBOOKS_DIR,
     out_dir: Path | None = None,
 ) -> tuple[Path, list[NotebookResult]]:
+    from ..spark import prune_scratch
     from .memory import MB, PeakMemory
     from .report import read_figures
-    from .spark import prune_scratch
 
     paths = discover(notebooks_dir, only)
     params = check_parameters(paths, parameters or {})  # refused here, before anything runs
@@ -272,7 +272,7 @@ def run_kind(out_dir: Path) -> str:
 
 def _keep_pictures(settings: Settings, out_dir: Path, since: float) -> None:
     """Pictures the notebooks drew for this run (07's lineage) go with its outputs."""
-    from .lineage import picture_file
+    from ..lineage import picture_file
 
     picture = picture_file(settings)
     if picture.exists() and picture.stat().st_mtime >= since:
