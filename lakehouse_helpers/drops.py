@@ -1,7 +1,7 @@
 """Notebook 05's demo drops: files an upstream system puts into the landing zone, so the bronze
 stream has something to evolve its schema on (a new column) and to rescue (stray JSON values).
 
-Each drift drop is recorded in the landing zone's drops ledger (`landing.py`), so 04 can
+Each drift drop is recorded in the landing zone's drops ledger (`ledgers.py`), so 04 can
 reconcile the landing rows and 06 can rebuild its ground truth from the generator settings.
 """
 
@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from . import landing, layout
+from . import layout, ledgers
 from .settings import Settings
 
 
@@ -43,7 +43,7 @@ def write_drift_files(spark, settings: Settings, events: int = 200, seed: int = 
     from .stream import classify
 
     drop_id = f"drift-{seed}-{events}"
-    done = landing.find_drop(settings, drop_id)
+    done = ledgers.find_drop(settings, drop_id)
     if done is not None:
         return Drop(done["rows"], done["path"], done["new_columns"], skipped=True)
     path = layout.landing_partition(settings, time.strftime("%Y-%m-%d"), drop_id)
@@ -60,7 +60,7 @@ def write_drift_files(spark, settings: Settings, events: int = 200, seed: int = 
     rows.coalesce(1).write.mode("overwrite").parquet(path)
     count = len(batch.messages)
     # The generator settings, so 06 can rebuild the ground truth.
-    landing.record_drop(settings, drop_id, count, path, [DRIFT_FIELD], generator={"events": events, "seed": seed})
+    ledgers.record_drop(settings, drop_id, count, path, [DRIFT_FIELD], generator={"events": events, "seed": seed})
     return Drop(count, path, [DRIFT_FIELD])
 
 

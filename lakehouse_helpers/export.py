@@ -2,7 +2,7 @@
 
 Each run exports the Delta versions committed since the last export (read through the change
 data feed), writes them under `ingestion_date=<day>/export_from=<first version>/`, and only then
-commits the new watermark (`layout.EXPORT_STATE_KEY`, see `landing.py`). Re-running exports nothing
+commits the new watermark (`layout.EXPORT_STATE_KEY`, see `ledgers.py`). Re-running exports nothing
 new. A crash between the write and the commit is repaired by the next run: it exports the same
 range again from the same first version, and dynamic partition overwrite replaces exactly the
 partitions the failed attempt wrote, so no row lands twice. The files get fixed names
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import layout, services
-from .landing import commit_watermark, read_watermark
+from .ledgers import commit_watermark, read_watermark
 from .settings import Settings
 from .storage import list_keys, s3_client
 

@@ -148,7 +148,7 @@ def spark_edges(runs: list[Run], resolve) -> set[Edge]:
 
 def recorded_edges(spark, settings: Settings) -> set[Edge]:
     """The two hops Spark's plans do not show, from what 03 and 05 keep."""
-    from .landing import read_watermark
+    from .ledgers import read_watermark
 
     edges = set()
     if read_watermark(settings)["exports"]:

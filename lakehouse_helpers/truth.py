@@ -45,7 +45,7 @@ def batches(settings: Settings) -> list:
     """Every generator batch whose events reach bronze: produced batches, then drift drops."""
     from .drops import drift_batch
     from .events import generate
-    from .landing import read_drops
+    from .ledgers import read_drops
     from .produce import load_manifests
 
     out = [generate(_config(m["config"])) for m in load_manifests(settings)]

@@ -19,7 +19,7 @@ import pytest
 from lakehouse_helpers import autoloader as al
 from lakehouse_helpers import layout, services, storage
 from lakehouse_helpers.export import export_to_landing
-from lakehouse_helpers.landing import read_watermark
+from lakehouse_helpers.ledgers import read_watermark
 from lakehouse_helpers.stream import ensure_tables
 from tests.autoloader_places import Place, Stream, write_json
 from tests.test_autoloader import place  # noqa: F401 - a fixture

@@ -10,7 +10,7 @@ from lakehouse_helpers import layout, storage
 from lakehouse_helpers.contract import RAW_COLUMNS
 from lakehouse_helpers.events import generate
 from lakehouse_helpers.export import export_to_landing
-from lakehouse_helpers.landing import read_watermark
+from lakehouse_helpers.ledgers import read_watermark
 from lakehouse_helpers.stream import classify, ensure_tables, input_rows
 
 pytestmark = [pytest.mark.spark, pytest.mark.services]
