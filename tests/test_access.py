@@ -8,13 +8,11 @@ The `unity` backend reads grants from the Unity Catalog REST stand-in (tests/uni
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from lakehouse_helpers import access, catalog, governance
 from lakehouse_helpers.settings import load_settings
-from tests.test_governance import SPEC
+from tests.test_governance import SPEC, governed  # noqa: F401 - governed: a fixture
 
 WHO = """SELECT current_user() AS principal, count(*) AS rows,
                 array_join(array_sort(collect_set(country)), ', ') AS countries, min(email) AS an_email
@@ -50,22 +48,9 @@ def databricks():
     return load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_CATALOG": "lakehouse"}, dotenv=None)
 
 
-@pytest.fixture
-def governed(spark, stack):
-    settings = stack.replace(schema_prefix=f"a{uuid.uuid4().hex[:8]}_")
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.schema('silver')}")
-    table = SPEC[0].table(settings)
-    spark.sql(f"CREATE TABLE {table} (id INT, email STRING, country STRING) USING DELTA")
-    spark.sql(f"INSERT INTO {table} VALUES (1, 'ana@example.com', 'Ireland'), (2, 'ben@example.org', 'United States')")
-    governance.apply(spark, settings, SPEC)
-    yield settings
-    for schema in ("silver", governance.GOVERNANCE_SCHEMA):
-        spark.sql(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
-
-
 @pytest.mark.services
 @pytest.mark.spark
-def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):
+def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):  # noqa: F811 - a fixture
     seen = access.seen_by(spark, governed, SPEC[0], "analyst", WHO).set_index("principal")
     assert access.reader_source(governed, SPEC[0]) == governance.governed_view(governed, SPEC[0])
     assert seen.loc["analyst"].to_dict() == {"rows": 1, "countries": "Ireland", "an_email": "***@example.com",
@@ -76,7 +61,7 @@ def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):
 
 @pytest.mark.services
 @pytest.mark.spark
-def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, governed):
+def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, governed):  # noqa: F811 - a fixture
     # Unity Catalog binds the functions to the table: the reader's source is the table itself,
     # and the other row comes from the spec's own mask and filter (real Spark runs that SQL).
     assert access.reader_source(governed, SPEC[0], "databricks") == SPEC[0].table(governed)
@@ -89,7 +74,7 @@ def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, gov
 
 @pytest.mark.services
 @pytest.mark.spark
-def test_grants_locally_are_the_declared_ones(spark, governed):
+def test_grants_locally_are_the_declared_ones(spark, governed):  # noqa: F811 - a fixture
     held = access.grants(spark, governed, SPEC)
     assert list(held.columns) == access.GRANT_COLUMNS
     assert set(zip(held.principal, held.privilege, strict=True)) == {
