@@ -81,28 +81,52 @@ def jar_settings(tmp_path):
     return settings
 
 
-@pytest.fixture(scope="session")
-def stack(settings):
-    """The embedded services for this test session, healthy."""
-    already = {st.name for st in services.status(settings) if st.managed and st.healthy}
-    services.up(settings)
-    settings = settings.replace()  # picks up the S3 keys generated on first start
-    yield settings
-    from lakehouse_helpers.spark import stop_spark
+class _Started:
+    """The services this session started, stopped at its end (not those it found running)."""
 
-    stop_spark()  # before its server stops: a session cannot be released after that
-    started = [name for name in services.SERVICES if name not in already]
-    if started and not os.environ.get("LAKEHOUSE_KEEP_TEST_SERVICES"):
-        services.down(settings, started)
+    def __init__(self, settings):
+        self.settings, self.started = settings, []
+
+    def up(self, names: list[str]):
+        already = {st.name for st in services.status(self.settings) if st.managed and st.healthy}
+        services.up(self.settings, names)
+        self.started += [name for name in names if name not in already and name not in self.started]
+        return self.settings.replace()  # picks up the S3 keys generated on first start
+
+    def down(self):
+        from lakehouse_helpers.spark import stop_spark
+
+        stop_spark()  # before its server stops: a session cannot be released after that
+        if self.started and not os.environ.get("LAKEHOUSE_KEEP_TEST_SERVICES"):
+            services.down(self.settings, self.started)
+
+
+@pytest.fixture(scope="session")
+def _services(settings):
+    started = _Started(settings)
+    yield started
+    started.down()
+
+
+@pytest.fixture(scope="session")
+def spark_stack(_services):
+    """The Spark Connect server and its metastore, healthy (the `spark` tier: no Kafka, no S3)."""
+    return _services.up(["metastore", "spark"])
+
+
+@pytest.fixture(scope="session")
+def stack(_services):
+    """The embedded services for this test session, healthy."""
+    return _services.up(list(services.SERVICES))
 
 
 @pytest.fixture
-def spark(stack):
+def spark(spark_stack):
     """This process's session: a Spark Connect client (default) or an in-process Spark. Asked
     for per test, so a test that restarts the services leaves the next one a working session."""
     from lakehouse_helpers.spark import get_spark
 
-    return get_spark(stack, app_name="lakehouse-tests")
+    return get_spark(spark_stack, app_name="lakehouse-tests")
 
 
 @pytest.fixture
@@ -126,34 +150,7 @@ def unique_name(request) -> str:
     return f"{request.node.name.split('[')[0].removeprefix('test_')}_{uuid.uuid4().hex[:8]}"
 
 
-# A fixture that starts something, and the marker a test using it must carry, so that `-m unit`
-# (and `-m "not services"`) never start a service or a Spark session by accident.
-MARKER_FOR_FIXTURE = {"stack": "services", "spark": "spark", "jar_settings": "jars"}
-NOT_UNIT = {"services", "spark", "jars", "notebooks"}
-
-
-def marker_mismatches(item) -> tuple[set[str], set[str]]:
-    """(markers the test's fixtures need but it lacks, markers that contradict its `unit`)."""
-    marks = {mark.name for mark in item.iter_markers()}
-    fixtures = set(getattr(item, "fixturenames", ()))
-    missing = {m for f, m in MARKER_FOR_FIXTURE.items() if f in fixtures} - marks
-    return missing, (marks | missing) & NOT_UNIT if "unit" in marks else set()
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so it selects on what the tests need
+@pytest.hookimpl(trylast=True)  # after tests/tiers.py has put the tiers in order
 def pytest_collection_modifyitems(items):
-    """A test whose fixtures start more than its markers say gets the missing markers and a
-    warning; `unit` beside services, Spark or jars is an error. Tests that restart the services
-    (and stop the shared Spark session) run last."""
-    contradictions = []
-    for item in items:
-        missing, contradicting = marker_mismatches(item)
-        for name in sorted(missing):
-            item.add_marker(name)
-        if missing:
-            item.warn(pytest.PytestWarning(f"needs the marker(s) {sorted(missing)}: its fixtures start them"))
-        if contradicting:
-            contradictions.append(f"{item.nodeid}: unit, yet {sorted(contradicting)}")
-    if contradictions:
-        raise pytest.UsageError("`unit` means no services, no Spark, no jar cache:\n" + "\n".join(contradictions))
+    """Tests that restart the services (and stop the shared Spark session) run last."""
     items.sort(key=lambda item: item.get_closest_marker("restarts_services") is not None)

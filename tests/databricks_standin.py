@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from standin_http import Recorded, StandInServer, send_json
+from tests.standin_http import Recorded, StandInServer, send_json
 
 
 class ApiError(Exception):

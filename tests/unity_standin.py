@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
-from standin_http import Recorded, StandInServer, send_json
+from tests.standin_http import Recorded, StandInServer, send_json
 
 API = "/api/2.1/unity-catalog"
 # The server's Privilege enum (unitycatalog api/all.yaml).

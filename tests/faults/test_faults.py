@@ -19,7 +19,6 @@ from lakehouse_helpers.events import MALFORMED_JSON, generate
 from lakehouse_helpers.stream import run_stream, table_counts
 
 # Every row runs against the real services and a Spark session.
-pytestmark = [pytest.mark.services, pytest.mark.spark]
 
 CLEAN = {"malformed_rate": 0, "invalid_rate": 0, "duplicate_rate": 0}
 
@@ -220,7 +219,7 @@ def _silver_state(spark, n: medallion.Names) -> dict:
 @pytest.fixture
 def silver_tables(spark, stack, tmp_path):
     """06's tables in schemas of their own; a bronze table of 60 events, 6 resent, 2 to reject."""
-    from tests.test_medallion import T0, bronze_rows, frame
+    from tests.spark.test_medallion import T0, bronze_rows, frame
 
     settings = stack.replace(schema_prefix=f"f{uuid.uuid4().hex[:8]}_", data_dir_override=str(tmp_path))
     n = medallion.ensure_tables(spark, settings)

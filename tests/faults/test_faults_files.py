@@ -22,11 +22,10 @@ from lakehouse_helpers.export import export_to_landing
 from lakehouse_helpers.ledgers import read_watermark
 from lakehouse_helpers.stream import ensure_tables
 from tests.autoloader_places import Place, Stream, write_json
-from tests.test_autoloader import place  # noqa: F401 - a fixture
-from tests.test_stream_export import _append_raw, _objects, export_settings  # noqa: F401 - a fixture
+from tests.services.test_autoloader import place  # noqa: F401 - a fixture
+from tests.services.test_stream_export import _append_raw, _objects, export_settings  # noqa: F401 - a fixture
 
 # Every row runs against the real services and a Spark session.
-pytestmark = [pytest.mark.services, pytest.mark.spark]
 
 
 class S3Killer(threading.Thread):

@@ -25,9 +25,7 @@ from lakehouse_helpers.events import generate
 from lakehouse_helpers.produce import ProduceError, produce
 from lakehouse_helpers.stream import QUERY_NAME, StreamBusy, run_stream
 from tests.conftest import ROOT
-from tests.test_faults import CLEAN, _offsets, _topic_size
-
-pytestmark = [pytest.mark.services]
+from tests.faults.test_faults import CLEAN, _offsets, _topic_size
 
 # The streaming notebook's steps in a process of its own, against the test stack (its environment).
 STREAM_PROCESS = """
@@ -62,7 +60,6 @@ def _mid_batch(settings, process: subprocess.Popen, log: Path):
     return (commits, offsets) if commits and offsets[-1] > commits[-1] else None
 
 
-@pytest.mark.spark
 @pytest.mark.faults(
     row="1", fault="the streaming notebook's process (run_stream, Spark Connect client) killed with SIGKILL "
                    "mid-batch, new messages meanwhile, then the stream re-run",

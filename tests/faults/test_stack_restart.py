@@ -12,7 +12,7 @@ import pytest
 
 from lakehouse_helpers import services, storage
 
-pytestmark = [pytest.mark.services, pytest.mark.spark, pytest.mark.restarts_services]
+pytestmark = pytest.mark.restarts_services
 
 
 def _consume_all(settings, topic: str) -> list[dict]:

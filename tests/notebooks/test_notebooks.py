@@ -20,9 +20,7 @@ from lakehouse_helpers.governance import RowFilter, TableGovernance
 from lakehouse_helpers.notebook import tools as nbtools
 from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR, discover, run_notebooks
 
-pytestmark = [pytest.mark.notebooks, pytest.mark.services, pytest.mark.spark]
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = {
     "events": 300, "seed": 7, "malformed_rate": 0.03, "invalid_rate": 0.06,
     "duplicate_rate": 0.05, "late_rate": 0.03, "drift_after": 0.5,

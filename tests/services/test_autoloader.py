@@ -59,8 +59,6 @@ from lakehouse_helpers import autoloader as al
 from lakehouse_helpers.stream import input_rows
 from tests.autoloader_places import Place, Stream, write_csv, write_json, write_parquet
 
-pytestmark = [pytest.mark.spark, pytest.mark.services]
-
 
 @pytest.fixture(params=["local", "s3"])
 def place(request, stack, tmp_path):

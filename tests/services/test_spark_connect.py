@@ -19,8 +19,6 @@ from lakehouse_helpers.services import ServiceError, spark_connect
 from lakehouse_helpers.settings import local_connect_token
 from lakehouse_helpers.spark import get_spark
 
-pytestmark = [pytest.mark.services, pytest.mark.spark]
-
 
 @pytest.fixture
 def connect_stack(stack):

@@ -8,13 +8,9 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from lakehouse_helpers import storage
 from lakehouse_helpers.services import kafka as kafka_service
 from lakehouse_helpers.stream import kafka_reader
-
-pytestmark = [pytest.mark.services, pytest.mark.spark]
 
 
 def produce(settings, topic: str, n: int) -> None:

@@ -13,8 +13,6 @@ from lakehouse_helpers.export import export_to_landing
 from lakehouse_helpers.ledgers import read_watermark
 from lakehouse_helpers.stream import classify, ensure_tables, input_rows
 
-pytestmark = [pytest.mark.spark, pytest.mark.services]
-
 
 def _kafka_frame(spark, values: list[bytes | None]):
     rows = [(b"k", v, "t", 0, i, None) for i, v in enumerate(values)]

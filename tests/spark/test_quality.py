@@ -8,7 +8,6 @@ from lakehouse_helpers import quality
 from lakehouse_helpers.contract import EVENT_FIELDS
 
 # The `spark` fixture is a session on the test stack: every service, and Spark.
-pytestmark = [pytest.mark.services, pytest.mark.spark]
 
 
 @pytest.fixture

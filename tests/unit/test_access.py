@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_helpers import access, catalog, governance
+from lakehouse_helpers import access, catalog
 from lakehouse_helpers.settings import load_settings
-from tests.test_governance import SPEC, governed  # noqa: F401 - governed: a fixture
-
-WHO = """SELECT current_user() AS principal, count(*) AS rows,
-                array_join(array_sort(collect_set(country)), ', ') AS countries, min(email) AS an_email
-         FROM {source}"""
+from tests.governance_spec import SPEC
 
 
 class CannedSession:
@@ -48,41 +44,6 @@ def databricks():
     return load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_CATALOG": "lakehouse"}, dotenv=None)
 
 
-@pytest.mark.services
-@pytest.mark.spark
-def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):  # noqa: F811 - a fixture
-    seen = access.seen_by(spark, governed, SPEC[0], "analyst", WHO).set_index("principal")
-    assert access.reader_source(governed, SPEC[0]) == governance.governed_view(governed, SPEC[0])
-    assert seen.loc["analyst"].to_dict() == {"rows": 1, "countries": "Ireland", "an_email": "***@example.com",
-                                             "how": "a second Spark process as 'analyst'"}
-    me = seen.drop(index="analyst").iloc[0]
-    assert (me.rows, me.an_email, me.how) == (2, "ana@example.com", "this session")
-
-
-@pytest.mark.services
-@pytest.mark.spark
-def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, governed):  # noqa: F811 - a fixture
-    # Unity Catalog binds the functions to the table: the reader's source is the table itself,
-    # and the other row comes from the spec's own mask and filter (real Spark runs that SQL).
-    assert access.reader_source(governed, SPEC[0], "databricks") == SPEC[0].table(governed)
-    seen = access.seen_by(spark, governed, SPEC[0], "analyst", WHO, backend="databricks").set_index("principal")
-    outsider = seen.loc["analyst"]
-    assert (outsider.rows, outsider.countries, outsider.an_email) == (1, "Ireland", "***@example.com")
-    assert outsider.how.startswith("computed from the spec for a user outside data_stewards, pii_readers")
-    assert seen.drop(index="analyst").iloc[0].rows == 2  # this session reads the table as it is here
-
-
-@pytest.mark.services
-@pytest.mark.spark
-def test_grants_locally_are_the_declared_ones(spark, governed):  # noqa: F811 - a fixture
-    held = access.grants(spark, governed, SPEC)
-    assert list(held.columns) == access.GRANT_COLUMNS
-    assert set(zip(held.principal, held.privilege, strict=True)) == {
-        ("analysts", "SELECT"), ("data_engineers", "SELECT"), ("data_engineers", "MODIFY")}
-    assert set(held.enforced_by) == {"Unity Catalog only"}
-
-
-@pytest.mark.unit
 def test_grants_on_databricks_are_show_grants_without_inherited_ones(databricks):
     table = SPEC[0].table(databricks)
     session = CannedSession({"SHOW GRANTS ON TABLE": [
@@ -94,9 +55,8 @@ def test_grants_on_databricks_are_show_grants_without_inherited_ones(databricks)
                                     [table, "data_engineers", "MODIFY", "Unity Catalog"]]
 
 
-@pytest.mark.unit
 def test_grants_on_the_unity_path_come_from_its_api(tmp_path):
-    from tests.test_unity import COLUMNS, TABLE, _settings
+    from tests.unit.test_unity import COLUMNS, TABLE, _settings
     from tests.unity_standin import UnityCatalogStandIn
 
     with UnityCatalogStandIn(token="t0ken") as uc:
@@ -111,7 +71,6 @@ def test_grants_on_the_unity_path_come_from_its_api(tmp_path):
     assert [r.method for r in uc.requests] == ["GET"]
 
 
-@pytest.mark.unit
 def test_catalog_report_on_databricks_reads_unity_catalog_tags_and_owner(databricks):
     table = "lakehouse.silver.orders"
     detail = {"description": "Orders", "properties": {}, "numFiles": 3, "sizeInBytes": 2048}

@@ -14,7 +14,6 @@ import pytest
 from lakehouse_helpers import autoloader as al
 
 
-@pytest.mark.unit
 def test_parquet_string_lists_become_json_text_column_wise(tmp_path, monkeypatch):
     """A list<string> column (the raw table's unknown_fields) is JSON text, spelled as the
     Python path spells it; only lists that need escaping take the Python path."""

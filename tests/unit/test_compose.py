@@ -4,7 +4,7 @@ Valid: `docker compose config` when a Compose v2 client is installed; this machi
 client without the compose plugin, and Debian packages only docker-compose 1.29 (v1, which predates
 the Compose Specification and refuses its top-level `name`). So the file is always validated, after
 Compose-style interpolation, against the Compose Specification's JSON schema, vendored as
-tests/compose-spec.schema.json from github.com/compose-spec/compose-spec, schema/compose-spec.json
+tests/unit/compose-spec.schema.json from github.com/compose-spec/compose-spec, schema/compose-spec.json
 at commit 170098ba07d9f53c383a41bfd4c5166b0a4529a6 (Apache License 2.0).
 """
 
@@ -22,9 +22,7 @@ import yaml
 
 from lakehouse_helpers.settings import ENV_VARS, SECRET_ENV_VARS, Settings
 
-pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker" / "docker-compose.yml"
 SCHEMA = Path(__file__).with_name("compose-spec.schema.json")
 # Placeholder keys: the file refuses to start without them (`${VAR:?...}`).

@@ -11,8 +11,6 @@ import pytest
 from lakehouse_helpers import autoloader
 from lakehouse_helpers.settings import load_settings
 
-pytestmark = pytest.mark.unit
-
 
 class RecordingSpark:
     """Mock of the parts of a Databricks SparkSession the Auto Loader helper touches."""
@@ -80,5 +78,5 @@ def test_databricks_profile_gets_the_runtime_session(databricks, monkeypatch):
     from lakehouse_helpers import spark as spark_module
 
     sentinel = object()
-    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: sentinel))
-    assert spark_module.get_spark(databricks) is sentinel
+    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: sentinel))  # tier: a stand-in session
+    assert spark_module.get_spark(databricks) is sentinel  # tier: returns the stand-in

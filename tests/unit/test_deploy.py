@@ -25,9 +25,7 @@ from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters
 from lakehouse_helpers.settings import load_settings
 from tests.databricks_standin import DatabricksStandIn
 
-pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # A canary: a token no real workspace knows, looked for in every output, log and file.
 CANARY = "dapi-canary-" + secrets.token_hex(12)
 

@@ -15,8 +15,6 @@ from lakehouse_helpers.events import (
     generate,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def test_catalog_has_48_products_with_positive_prices():
     assert len(PRODUCTS) == 48 == len(PRODUCT_IDS)

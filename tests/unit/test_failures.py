@@ -10,8 +10,6 @@ from lakehouse_helpers import services
 from lakehouse_helpers.doctor import run_checks
 from lakehouse_helpers.services import ServiceError
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def nowhere(settings, closed_port):
@@ -55,7 +53,10 @@ def test_require_with_one_service_down_raises_that_services_error(nowhere, close
     assert (info.value.service, info.value.address) == ("metastore", f"127.0.0.1:{closed_port}")
 
 
-def test_doctor_reports_each_failure_with_a_fix(nowhere):
+def test_doctor_reports_each_failure_with_a_fix(nowhere, monkeypatch):
+    from lakehouse_helpers import doctor
+
+    monkeypatch.setattr(doctor, "java_version", lambda: "17.0.15")  # its probe runs `java -version`: a JVM
     checks = {c.name.split(" ")[0]: c for c in run_checks(nowhere)}
     for name in ("kafka", "s3", "metastore"):
         assert not checks[name].ok
@@ -82,7 +83,7 @@ def test_a_port_taken_by_someone_else_is_named_with_its_fix(settings, tmp_path):
         port = sock.getsockname()[1]
         taken = settings.replace(state_dir=tmp_path / "state", metastore_port=port)
         with pytest.raises(ServiceError) as info:
-            services.up(taken, ["metastore"])
+            services.up(taken, ["metastore"])  # tier: refused: the port is taken
     err = info.value
     assert (err.service, err.address) == ("metastore", f"127.0.0.1:{port}")
     assert "LAKEHOUSE_PROFILE=external" in err.fix and "is taken" in str(err)
@@ -93,5 +94,5 @@ def test_external_profile_points_at_the_endpoint_setting(nowhere, closed_port):
     with pytest.raises(ServiceError, match="KAFKA_BOOTSTRAP_SERVERS"):
         services.check(external, "kafka")
     with pytest.raises(ServiceError, match="nothing embedded starts") as info:
-        services.up(external)
+        services.up(external)  # tier: refused: external profile
     assert "doctor" in info.value.fix

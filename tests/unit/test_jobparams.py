@@ -24,7 +24,6 @@ from lakehouse_helpers.jobparams import (
 from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters, parameters_source
 from lakehouse_helpers.settings import load_settings
 
-pytestmark = pytest.mark.unit
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 CALL = "globals().update(read_job_parameters(settings, globals()))"
 

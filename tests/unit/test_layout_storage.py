@@ -9,8 +9,6 @@ from lakehouse_helpers.autoloader import filesystem, s3_options
 from lakehouse_helpers.settings import load_settings, local_s3_keys
 from lakehouse_helpers.spark import _s3a_conf
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def settings(tmp_path):

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from lakehouse_helpers import lineage
-
-pytestmark = pytest.mark.unit
 
 APP = "app-run"
 DATASETS = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +15,7 @@ import pytest
 
 from lakehouse_helpers.notebook import params as nbparams
 
-pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Prints the arguments the recipe gives the CLI, as JSON, instead of running anything.
 ECHO_CLI = f"{sys.executable} -c 'import json, sys; print(json.dumps(sys.argv[1:]))'"
@@ -142,18 +139,6 @@ def test_maven_command_turns_colour_off(tmp_path):
     assert "--batch-mode" in command and "-Dstyle.color=never" in command
     # Maven 3.8's jansi writes ESC[0m resets on exit even in batch mode; only this stops them.
     assert re.match(r'MAVEN_OPTS="\$\{MAVEN_OPTS:-\} -Djansi\.noreset=true"\s+mvn ', command), command
-
-
-def test_maven_prints_no_escape_codes(tmp_path):
-    """The Makefile's own mvn command, on the smallest module (four Derby jars, from ~/.m2)."""
-    if shutil.which("mvn") is None:
-        pytest.skip("mvn not on PATH")
-    jars = tmp_path / "jars"
-    done = subprocess.run(["bash", "-c", maven_command(jars) + " -pl metastore"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "\x1b" not in done.stdout + done.stderr, repr(done.stdout + done.stderr)
-    assert list((jars / "metastore").glob("derby-*.jar"))
 
 
 def test_lab_serves_notebooks_and_runs_without_pop_ups():

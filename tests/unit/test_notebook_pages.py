@@ -11,7 +11,6 @@ import pytest
 from lakehouse_helpers.notebook import flow
 from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR, parameters_of
 
-pytestmark = pytest.mark.unit
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 

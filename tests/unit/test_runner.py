@@ -18,19 +18,10 @@ from lakehouse_helpers.notebook.runner import (
     RunInputError,
     check_parameters,
     discover,
-    run_kind,
-    run_notebooks,
     unparsed_parameter_lines,
 )
-from lakehouse_helpers.settings import load_settings
 
-pytestmark = pytest.mark.unit
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def local_settings(tmp_path: Path):
-    """Defaults over a fresh state folder: the user's environment and `.env` change nothing."""
-    return load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}, dotenv=tmp_path / "no.env")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _notebook(parameters: str, body: str) -> dict:
@@ -43,16 +34,6 @@ def _notebook(parameters: str, body: str) -> dict:
         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
         "nbformat": 4, "nbformat_minor": 4,
     }
-
-
-@pytest.fixture
-def tiny(tmp_path) -> Path:
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    ok = _notebook("n: int = 1  # a number", "assert n >= 0, 'n must not be negative'")
-    (folder / "00_first.ipynb").write_text(json.dumps(ok))
-    (folder / "01_second.ipynb").write_text(json.dumps(_notebook("label: str = 'x'  # a label", "print(label)")))
-    return folder
 
 
 def test_every_committed_parameter_cell_parses_completely():
@@ -127,69 +108,3 @@ def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
     assert not (tmp_path / "state" / "runs").exists()
 
 
-def test_latest_points_at_the_newest_complete_run_only(tiny, tmp_path):
-    settings = local_settings(tmp_path)
-    runs = settings.state_dir / "runs"
-    complete, results = run_notebooks(settings, notebooks_dir=tiny)
-    assert [r.status for r in results] == ["ok", "ok"] and run_kind(complete) == "complete"
-    assert (runs / "latest").resolve() == complete.resolve()
-
-    partial, _ = run_notebooks(settings, {"label": "y"}, only=["01"], notebooks_dir=tiny)
-    assert partial.name.endswith("-partial") and run_kind(partial) == "partial"
-    summary = json.loads((partial / "summary.json").read_text())
-    assert summary["parameters"] == {"label": "y"} and [n["notebook"] for n in summary["notebooks"]] == [
-        "01_second.ipynb"]
-
-    failed, results = run_notebooks(settings, {"n": -1}, notebooks_dir=tiny)
-    assert failed.name.endswith("-failed") and run_kind(failed) == "failed"
-    assert results[0].status == "failed" and "must not be negative" in results[0].error
-    assert Path(results[0].output).parent == failed and Path(results[0].output).exists()
-    assert (runs / "latest").resolve() == complete.resolve()
-
-
-def test_what_kernels_and_their_children_print_goes_to_a_log_not_the_terminal(tmp_path, capfd):
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    body = ("import os, subprocess\nos.write(2, b'kernel-noise\\n')\n"
-            "subprocess.run(['sh', '-c', 'echo child-noise >&2'])")
-    (folder / "00_noisy.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
-    settings = local_settings(tmp_path)
-    _, results = run_notebooks(settings, notebooks_dir=folder)
-    assert results[0].status == "ok"
-    terminal = "".join(capfd.readouterr())
-    assert "noise" not in terminal, terminal
-    log = (settings.state_dir / "logs" / "kernels.log").read_text()
-    assert "kernel-noise" in log and "child-noise" in log
-
-
-def test_each_notebook_records_the_peak_memory_of_the_stack_including_its_children(tmp_path):
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    # A child of the kernel holds 400 MB for a while: the sampler must see the kernel's family.
-    hog = ("import subprocess, sys\nsubprocess.run([sys.executable, '-c', "
-           "'import time; b = bytearray(b\"x\") * (400 << 20); time.sleep(1.5)'], check=True)")
-    (folder / "00_hog.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", hog)))
-    (folder / "01_light.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", "print(n)")))
-    settings = local_settings(tmp_path)
-    out_dir, results = run_notebooks(settings, notebooks_dir=folder)
-    hog_peak, light_peak = (r.peak_memory_mb for r in results)
-    assert hog_peak >= light_peak + 350, (hog_peak, light_peak)
-    summary = json.loads((out_dir / "summary.json").read_text())
-    assert summary["peak_memory_mb"] >= hog_peak
-    assert summary["seconds"] == pytest.approx(sum(r.seconds for r in results), abs=0.2)
-
-
-def test_a_failed_spark_cell_is_named_by_its_code_without_the_jvm_trace(tmp_path):
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    # The message is built at run time so that the cell's own code does not contain the trace.
-    body = ("# NBVAL_CHECK_OUTPUT\nmessage = 'Not enough memory to broadcast.' + chr(10) * 2 + 'JVM' + ' stack'"
-            " + 'trace:' + chr(10) + 'org.apache.spark.SparkException' + chr(10) + chr(9) + 'at'"
-            " + ' org.apache.spark.Foo(Foo.scala:1)'\n"
-            "raise RuntimeError(message)")
-    (folder / "00_fails.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", body)))
-    settings = local_settings(tmp_path)
-    _, results = run_notebooks(settings, notebooks_dir=folder)
-    error = results[0].error
-    assert results[0].status == "failed" and "message = " in error and "Not enough memory to broadcast." in error
-    assert "JVM stacktrace" not in error and "at org.apache" not in error and "NBVAL" not in error

@@ -13,8 +13,6 @@ from lakehouse_helpers import doctor, storage
 from lakehouse_helpers.services import ServiceError, s3
 from lakehouse_helpers.settings import load_settings, local_s3_keys
 
-pytestmark = pytest.mark.unit
-
 ANSWERS = {
     "keys": (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
     "signature": (403, "SignatureDoesNotMatch", "The request signature we calculated does not match."),

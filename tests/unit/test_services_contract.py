@@ -11,8 +11,6 @@ from lakehouse_helpers import services
 from lakehouse_helpers.services import ServicePlugin, kafka, metastore, s3, spark_connect
 from lakehouse_helpers.services._plugin import ServicePlugin as DeclaredPlugin
 
-pytestmark = pytest.mark.unit
-
 MODULES = (kafka, s3, metastore, spark_connect)
 MEMBERS = {name: value for name, value in vars(DeclaredPlugin).items() if not name.startswith("_")}
 ATTRIBUTES = set(DeclaredPlugin.__annotations__)

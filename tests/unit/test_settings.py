@@ -6,8 +6,6 @@ import pytest
 
 from lakehouse_helpers.settings import Secret, SettingsError, load_settings, local_s3_keys
 
-pytestmark = pytest.mark.unit
-
 
 def test_defaults(tmp_path):
     s = load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=tmp_path / "none")

@@ -21,8 +21,6 @@ from lakehouse_helpers.governance import RowFilter, TableGovernance
 from lakehouse_helpers.settings import load_settings
 from tests.unity_standin import UnityCatalogStandIn
 
-pytestmark = pytest.mark.unit
-
 TABLE = "lakehouse.silver.customers"
 SPEC = [
     TableGovernance(
