@@ -138,6 +138,8 @@ def violations(items) -> list[str]:
 def pytest_configure(config):
     for name in TIERS:
         config.addinivalue_line("markers", f"{name}: the {name} tier (tests/{name}/; see tests/tiers.py)")
+    if not hasattr(config, "workerinput"):  # one table per run, not one per xdist worker
+        config.pluginmanager.register(TierTimes(), "tier-times")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: a hidden violation is still one
@@ -150,6 +152,29 @@ def pytest_collection_modifyitems(items):
         item.add_marker(tier_of(Path(str(item.fspath))))
     # Tiers in order, so the cheap ones answer first; within one, the collection order.
     items.sort(key=lambda item: RANK[tier_of(Path(str(item.fspath)))])
+
+
+class TierTimes:
+    """Seconds spent per tier (set-up, call and tear-down; a shared start-up counts in the tier of
+    the first test that asks for it), printed at the end of every run beside `--durations`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.tests: dict[str, set[str]] = {}
+
+    def pytest_runtest_logreport(self, report):
+        tier = tier_of(Path(report.fspath)) or "other"
+        self.seconds[tier] = self.seconds.get(tier, 0.0) + report.duration
+        self.tests.setdefault(tier, set()).add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.seconds:
+            return
+        terminalreporter.section("time per tier")
+        for tier in sorted(self.seconds, key=lambda name: RANK.get(name, len(RANK))):
+            terminalreporter.write_line(f"{tier:<10} {len(self.tests[tier]):4d} tests {self.seconds[tier]:8.1f} s")
+        terminalreporter.write_line(f"{'all':<10} {sum(map(len, self.tests.values())):4d} tests "
+                                    f"{sum(self.seconds.values()):8.1f} s")
 
 
 class TierViolation(Exception):

@@ -108,3 +108,14 @@ def test_a_failed_spark_cell_is_named_by_its_code_without_the_jvm_trace(tmp_path
     error = results[0].error
     assert results[0].status == "failed" and "message = " in error and "Not enough memory to broadcast." in error
     assert "JVM stacktrace" not in error and "at org.apache" not in error and "NBVAL" not in error
+
+
+def test_a_failing_notebook_stops_the_run_and_is_named_with_its_cell(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    broken = json.dumps(_notebook("x = 1  # a number", "raise ValueError('broken on purpose')"))
+    (folder / "00_ok_then_fail.ipynb").write_text(broken)
+    (folder / "01_never_runs.ipynb").write_text(broken)
+    _, results = run_notebooks(local_settings(tmp_path), notebooks_dir=folder, out_dir=tmp_path / "out")
+    assert len(results) == 1 and results[0].status == "failed"
+    assert "cell 1" in results[0].error and "broken on purpose" in results[0].error

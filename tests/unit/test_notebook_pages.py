@@ -9,6 +9,7 @@ import re
 import pytest
 
 from lakehouse_helpers.notebook import flow
+from lakehouse_helpers.notebook import tools as nbtools
 from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR, parameters_of
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -45,3 +46,8 @@ def test_the_picture_marks_each_notebook_where_its_data_is():
     assert "07 you are here" in flow.diagram("07") and "▲" not in flow.diagram("07")
     with pytest.raises(ValueError, match="not on the flow"):
         flow.diagram("08")
+
+
+def test_committed_notebooks_are_clean():
+    for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
+        assert nbtools.problems(path) == [], path.name
