@@ -75,11 +75,11 @@ run: setup services-up  ## run the notebooks with papermill (EVENTS= SEED= NOTEB
 	@$(CLI) run $(RUN_ARGS) --params "$${PARAMS:-}"
 
 test: setup  ## lint, then the whole test suite (starts the services it needs)
-	$(VENV)/bin/ruff check lakehouse_helpers tests
+	$(VENV)/bin/ruff check lakehouse_helpers tests notebooks
 	$(PY) -m pytest
 
-lint:  ## ruff
-	$(VENV)/bin/ruff check lakehouse_helpers tests
+lint:  ## ruff on the package, the tests and the notebooks
+	$(VENV)/bin/ruff check lakehouse_helpers tests notebooks
 
 # The lab's root is <state>/lab: links to notebooks/ and to the executed runs, nothing else of the
 # state folder (secrets, service data). Its overrides.json turns off the news and update pop-ups.

@@ -21,6 +21,8 @@ ROASTS = ("Light", "Medium", "Dark")
 SIZES_KG = (0.2, 0.5, 1.0, 2.5)
 COUNTRIES = ("United States", "Ireland", "United Kingdom")
 CURRENCY = {"United States": "USD", "Ireland": "EUR", "United Kingdom": "GBP"}
+# The currencies sales are made in, in COUNTRIES' order (silver's known_currency expectation, 06).
+CURRENCIES = tuple(dict.fromkeys(CURRENCY[c] for c in COUNTRIES))
 
 # Fields every valid event has; a message missing one of them is quarantined.
 REQUIRED_FIELDS = ("event_id", "order_id", "event_ts", "customer_id", "product_id", "quantity")
@@ -52,13 +54,35 @@ def _price(coffee: str, roast: str, size: float) -> float:
     return round(per_kg * size, 2)
 
 
+# A product id is <coffee>-<roast>-<size>, e.g. ARA-L-0.2: these are its three parts.
+def _coffee_code(coffee: str) -> str:
+    return coffee[:3].upper()
+
+
+def _roast_code(roast: str) -> str:
+    return roast[0]
+
+
+def _size_code(size_kg: float) -> str:
+    return f"{size_kg:g}"
+
+
 PRODUCTS: tuple[Product, ...] = tuple(
-    Product(f"{c[:3].upper()}-{r[0]}-{s:g}", c, r, s, _price(c, r, s))
+    Product(f"{_coffee_code(c)}-{_roast_code(r)}-{_size_code(s)}", c, r, s, _price(c, r, s))
     for c in COFFEE_TYPES
     for r in ROASTS
     for s in SIZES_KG
 )
 PRODUCT_IDS = frozenset(p.product_id for p in PRODUCTS)
+# A regular expression that matches exactly the ids of PRODUCTS (silver's known_product
+# expectation, 06). It means the same in Python's re, in Spark's RLIKE (Java regex) and inside a
+# Spark SQL string literal: a literal dot is written [.], not \., because Spark SQL reads a
+# backslash in a string literal as an escape ('\.' is just '.').
+PRODUCT_ID_PATTERN = "^({})-[{}]-({})$".format(
+    "|".join(_coffee_code(c) for c in COFFEE_TYPES),
+    "".join(_roast_code(r) for r in ROASTS),
+    "|".join(_size_code(s).replace(".", "[.]") for s in SIZES_KG),
+)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import layout, medallion
 from ..bronze import bronze_stream
+from ..events import CURRENCIES, PRODUCT_ID_PATTERN
 from ..expectations import Expectation
 from ..export import export_to_landing
 from ..layout import bronze_table
@@ -22,7 +23,9 @@ def notebook_06(tables: medallion.Names) -> dict:
     the notebook teaches, never a copy that could drift from it."""
     import pandas as pd
 
-    scope = {"Expectation": Expectation, "medallion": medallion, "pd": pd, "tables": tables, "silver": tables.silver}
+    # The names those cells take from 06's set-up cell (its imports and table names).
+    scope = {"Expectation": Expectation, "CURRENCIES": CURRENCIES, "PRODUCT_ID_PATTERN": PRODUCT_ID_PATTERN,
+             "medallion": medallion, "pd": pd, "tables": tables, "silver": tables.silver}
     for tag in ("expectations", "silver-merge", "gold-sql"):
         exec(tagged_source(NOTEBOOK_06, tag), scope)
     return scope

@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from lakehouse_helpers.events import (
+    CURRENCIES,
+    CURRENCY,
     DRIFT_FIELD,
+    PRODUCT_ID_PATTERN,
     PRODUCT_IDS,
     PRODUCTS,
     REQUIRED_FIELDS,
     GeneratorConfig,
     generate,
 )
+from lakehouse_helpers.medallion import FX_RATES
 
 
 def test_catalog_has_48_products_with_positive_prices():
     assert len(PRODUCTS) == 48 == len(PRODUCT_IDS)
     assert all(p.unit_price > 0 for p in PRODUCTS)
+
+
+def test_product_id_pattern_matches_exactly_the_catalog():
+    # 06's known_product expectation: every catalog id passes, near misses and the generator's
+    # unknown products (XXX-nnn) do not. [.] keeps a dot literal in Spark SQL as in Python.
+    assert PRODUCT_ID_PATTERN == "^(ARA|ROB|LIB|EXC)-[LMD]-(0[.]2|0[.]5|1|2[.]5)$"
+    assert all(re.fullmatch(PRODUCT_ID_PATTERN, p) for p in PRODUCT_IDS)
+    for wrong in ("ARA-L-0x2", "ARA-L-025", "ARA-L-0.25", "ARA-L-1.0", "ara-l-1", "ARA-X-1", "XXX-123", " ARA-L-1"):
+        assert not re.search(PRODUCT_ID_PATTERN, wrong), wrong
+
+
+def test_currencies_are_those_sales_are_made_in_and_gold_has_a_rate_for_each():
+    # 06's known_currency expectation and gold's FX join rely on the same three currencies.
+    assert CURRENCIES == ("USD", "EUR", "GBP")
+    assert set(CURRENCIES) == set(CURRENCY.values()) == set(FX_RATES)
+    events = [json.loads(m.value) for m in generate(events=300, seed=1).messages if m.destination == "raw"]
+    assert {e["currency"] for e in events} <= set(CURRENCIES)
 
 
 def test_same_seed_same_messages_other_seed_other_messages():

@@ -13,7 +13,7 @@ import pytest
 
 from lakehouse_helpers import medallion, truth
 from lakehouse_helpers.drops import drift_batch
-from lakehouse_helpers.events import GeneratorConfig, generate
+from lakehouse_helpers.events import CURRENCIES, PRODUCT_ID_PATTERN, GeneratorConfig, generate
 from lakehouse_helpers.expectations import Expectation
 from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
 
@@ -47,6 +47,21 @@ def test_expectations_are_validated():
         from lakehouse_helpers.expectations import validate
 
         validate([Expectation("a", "true"), Expectation("a", "false", "drop")])
+
+
+def test_notebook_06_expectations_take_the_catalog_from_the_package(tmp_path):
+    """06's tagged cells run as the bench and the fault tests run them (their scope names what
+    they take from 06's set-up cell), and its expectations use the package's product-id pattern
+    and currencies rather than copies of them."""
+    from lakehouse_helpers.bench.lake_stages import notebook_06
+    from lakehouse_helpers.settings import load_settings
+
+    tables = medallion.names(load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=None))
+    scope = notebook_06(tables)
+    predicates = {e.name: e.predicate for e in scope["expectations"]}
+    assert predicates["known_product"] == f"product_id RLIKE '{PRODUCT_ID_PATTERN}'"
+    assert predicates["known_currency"] == "currency IN ('USD', 'EUR', 'GBP')" and len(CURRENCIES) == 3
+    assert callable(scope["upsert_to_silver"]) and set(scope["gold_sql"]) == set(tables.gold_tables)
 
 
 # --- the silver batch of notebook 06, run on crafted batches --------------------------------
