@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from lakehouse_helpers import autoloader as al
 from lakehouse_helpers import storage
@@ -89,3 +96,67 @@ class Stream:
         entry = al.read_schema_version(self.schema_location, versions[-1] if version is None else version,
             al.s3_options(self.settings))
         return dict(map(tuple, entry["fields"]))
+
+
+# The stream a test kills: in a process of its own with Spark inside it (classic mode), so that
+# killing the process group kills the JVM that runs the query. A Spark Connect client would be
+# only the query's remote control: the server goes on committing batches after the client dies.
+# One file per micro-batch and a trigger interval make the run long enough to be killed mid-way.
+KILLABLE_STREAM = """
+import sys
+from lakehouse_helpers import get_spark, load_settings
+from lakehouse_helpers import autoloader as al
+source, schema_location, checkpoint, out, interval = sys.argv[1:6]
+settings = load_settings()
+assert not settings.uses_connect, "the killed run must hold its own Spark, not a Spark Connect client"
+spark = get_spark(settings)
+df = al.read_stream(spark, settings, source, "json", schema_location=schema_location, max_files_per_trigger=1)
+q = (df.writeStream.format("delta").option("checkpointLocation", checkpoint)
+     .trigger(processingTime=f"{interval} seconds").start(out))
+q.awaitTermination()
+"""
+
+
+def start_killable(stream: Stream, env: dict[str, str], interval_s: float, log: Path) -> subprocess.Popen:
+    """`stream` (source, schema history, checkpoint, table), one file per batch, in a new session.
+    Its output goes to `log`, a file: Spark's logging would fill a pipe nobody reads and stall it."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_STREAM, stream.source, stream.schema_location, stream.checkpoint,
+             stream.out, str(interval_s)],
+            env={**env, "LAKEHOUSE_SPARK_MODE": "classic"}, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT)
+
+
+def committed(table: str) -> list[Path]:
+    """The Delta commits of `table`, oldest first (one per micro-batch that wrote rows)."""
+    return sorted((Path(table) / "_delta_log").glob("[0-9]*.json"))
+
+
+def kill_group(proc: subprocess.Popen, timeout_s: float = 60) -> tuple[list[str], float]:
+    """SIGKILL `proc`'s process group and wait until none of its processes runs: their names, and
+    the time (time.time()) of the kill."""
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    names = [_name(p) for p in family]
+    killed_at = time.time()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + timeout_s
+    while any(_running(p) for p in family):
+        assert time.monotonic() < deadline, f"still running after SIGKILL: {[p.pid for p in family if _running(p)]}"
+        time.sleep(0.1)
+    return names, killed_at
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:  # an orphan killed with its group may stay a zombie until its new parent reaps it
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.NoSuchProcess:  # a short-lived child that ended between listing and reading
+        return ""

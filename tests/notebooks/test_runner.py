@@ -77,16 +77,50 @@ def test_what_kernels_and_their_children_print_goes_to_a_log_not_the_terminal(tm
     assert "kernel-noise" in log and "child-noise" in log
 
 
-def test_each_notebook_records_the_peak_memory_of_the_stack_including_its_children(tmp_path):
+# The hog notebook's child: it fills 400 MB, says so (the `held` file), and keeps the memory until
+# the runner's sampler has taken a sample that began after that (the `seen` file), so the peak
+# cannot fall between two samples however slow the machine. The deadline only turns a sampler that
+# never looks into a failed notebook instead of a hung test.
+HOG_CHILD = """
+import pathlib, sys, time
+hold = bytearray(b"x") * (400 << 20)  # written byte by byte: resident, not just reserved
+held, seen = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+held.touch()
+deadline = time.monotonic() + 120
+while not seen.exists():
+    if time.monotonic() > deadline:
+        sys.exit("no memory sample was taken while this process held 400 MB")
+    time.sleep(0.02)
+"""
+
+
+def test_each_notebook_records_the_peak_memory_of_the_stack_including_its_children(tmp_path, monkeypatch):
+    from lakehouse_helpers.notebook import memory
+
+    held, seen = tmp_path / "held", tmp_path / "seen"
+    real_sample = memory.resident_bytes
+
+    def sample_then_release(roots):
+        # Checked before the sample starts: only a sample that began while the child held its
+        # memory releases it. The value measured is the real sampler's, unchanged.
+        holding = held.exists()
+        used = real_sample(roots)
+        if holding:
+            seen.touch()
+        return used
+
+    monkeypatch.setattr(memory, "resident_bytes", sample_then_release)
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    # A child of the kernel holds 400 MB for a while: the sampler must see the kernel's family.
-    hog = ("import subprocess, sys\nsubprocess.run([sys.executable, '-c', "
-           "'import time; b = bytearray(b\"x\") * (400 << 20); time.sleep(1.5)'], check=True)")
+    # A child of the kernel holds the memory: the sampler must see the kernel's family.
+    hog = (f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {HOG_CHILD!r}, {str(held)!r}, "
+           f"{str(seen)!r}], check=True)")
     (folder / "00_hog.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", hog)))
     (folder / "01_light.ipynb").write_text(json.dumps(_notebook("n: int = 1  # a number", "print(n)")))
     settings = local_settings(tmp_path)
     out_dir, results = run_notebooks(settings, notebooks_dir=folder)
+    assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+    assert seen.exists()  # the child was released by a sample, not by its deadline (that fails it)
     hog_peak, light_peak = (r.peak_memory_mb for r in results)
     assert hog_peak >= light_peak + 350, (hog_peak, light_peak)
     summary = json.loads((out_dir / "summary.json").read_text())

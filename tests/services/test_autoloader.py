@@ -45,19 +45,23 @@ tables in every test. The files and the stream each test uses are in tests/autol
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from pyspark.errors import StreamingQueryException
 
 from lakehouse_helpers import autoloader as al
 from lakehouse_helpers.stream import input_rows
-from tests.autoloader_places import Place, Stream, write_csv, write_json, write_parquet
+from tests.autoloader_places import (
+    Place,
+    Stream,
+    committed,
+    kill_group,
+    start_killable,
+    write_csv,
+    write_json,
+    write_parquet,
+)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -288,37 +292,27 @@ def test_exactly_once_across_restarts(spark, place):
     assert len(counts) == 7 and set(counts.values()) == {10}
 
 
-KILL_SCRIPT = """
-import sys
-from lakehouse_helpers import get_spark, load_settings
-from lakehouse_helpers import autoloader as al
-source, schema_location, checkpoint, out = sys.argv[1:5]
-settings = load_settings()
-spark = get_spark(settings)
-df = al.read_stream(spark, settings, source, "json", schema_location=schema_location, max_files_per_trigger=1)
-q = (df.writeStream.format("delta").option("checkpointLocation", checkpoint)
-     .trigger(processingTime="100 milliseconds").start(out))
-q.awaitTermination()
-"""
-
-
 def test_killed_process_restarts_exactly_once(spark, test_env, place):
-    files = 12
+    files, interval_s, kill_after = 12, 3.0, 2
     for i in range(files):
         write_json(place, f"src/f{i:02d}.json", [{"id": i, "k": j} for j in range(25)])
     s = Stream(spark, place, "", "json")  # the killed run's source, schema history, checkpoint and table
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, s.source, s.schema_location, s.checkpoint, s.out],
-                            env=test_env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    log = Path(s.out) / "_delta_log"
+    output = place.tmp / "killed-run.log"
+    proc = start_killable(s, test_env, interval_s, output)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # wait for a few committed micro-batches, then kill
-        if len(list(log.glob("*.json"))) >= 4 or proc.poll() is not None:
-            break
+    while len(committed(s.out)) < kill_after and proc.poll() is None:  # killed after a committed batch
+        assert time.monotonic() < deadline, output.read_text()[-2000:]
         time.sleep(0.2)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert len(list(log.glob("*.json"))) < files + 1  # killed mid-run
+    assert proc.poll() is None, output.read_text()[-2000:]
+    last = committed(s.out)[-1]
+    # Each batch reads one file and starts on its own trigger boundary, after the previous commit:
+    # the last file cannot be committed before `finish_floor`, so a kill before it is mid-run.
+    finish_floor = last.stat().st_mtime + (files - int(last.stem) - 3) * interval_s
+    names, killed_at = kill_group(proc)
+    assert killed_at < finish_floor, "the kill came too late to be sure it was mid-run"
+    assert "java" in names  # the stream's own JVM died with the process, not just a client
+    done = len(committed(s.out))
+    assert kill_after <= done < files, done  # killed mid-run: some files committed, others not
 
     s.run()
     counts = {}

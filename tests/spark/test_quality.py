@@ -23,10 +23,31 @@ def good(spark):
     ).selectExpr("*", "timestamp'2026-01-05 08:00:00' as event_ts")
 
 
+# Every check the standard suite must run on `good` (no expected schema given), spelled out here
+# rather than read from the helper, so a suite that silently drops a check, or runs none at all,
+# fails instead of passing vacuously.
+GOOD_FRAME_CHECKS = {
+    "not null: event_id",
+    "not null: order_id",
+    "not null: event_ts",
+    "not null: customer_id",
+    "not null: product_id",
+    "not null: quantity",
+    "duplicate event_id",
+    "range: quantity in [1, 1000]",
+    "range: unit_price in [0.01, 1000]",
+    "size_kg in bag sizes",
+    "product_id in product catalog",
+}
+
+
 def test_good_frame_passes_everything(good):
     results = quality.order_checks(good)
+    names = [r.name for r in results]
+    # Each check exactly once: a list comparison of sorted names also catches a check run twice.
+    assert sorted(names) == sorted(GOOD_FRAME_CHECKS)
+    assert [r.name for r in results if not r.passed] == []
     assert quality.failures(results) == []
-    assert all(r.passed for r in results)
 
 
 def _broken(good, sql: str):
