@@ -14,6 +14,10 @@ from lakehouse_helpers import services
 from lakehouse_helpers.settings import load_settings
 from tests.faults_table import PLUGIN_NAME, FaultsTable, observed_recorder
 
+# `pytester` (tests/unit/test_tiers.py runs the tier guard over small fake suites); a plugin
+# pytest loads only when asked, and only a top-level conftest may ask.
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 # A second checkout's suite (or one run beside CI) needs its own ports and state folder:
 # LAKEHOUSE_TEST_PORT_OFFSET=1000 moves every port below by 1000 and the state to .lakehouse/test-1000.

@@ -14,7 +14,8 @@ honest:
   `SparkSession`), Maven (`mvn`), the services (`services.up`), and the fixtures its tests ask
   for; a module that starts more than its folder allows fails the collection;
 - while a `unit` or `jars` test runs, a process start of a JVM, Maven or a kernel that its tier
-  forbids fails the test, whatever built the command line (a Makefile recipe, `bash -c`).
+  forbids fails the test, whatever built the command line (a Makefile recipe, `bash -c`). It sees
+  the processes the test starts itself (subprocess, os.system), not what those start in turn.
 
 A line that names such a thing without starting it (a refusal test, an assertion about a recipe)
 carries `# tier: <why it starts nothing>`; the runtime check still holds it to its word.
@@ -23,8 +24,11 @@ carries `# tier: <why it starts nothing>`; the runtime check still holds it to i
 from __future__ import annotations
 
 import ast
+import io
+import os
 import re
 import subprocess
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +63,12 @@ RULES = (
         r"|(^|[\s/])jupyter[- ](lab|notebook|server|execute|nbconvert)\b")),
 )
 # Process starts refused at run time, by tier (the command line joined with spaces).
-RUNTIME = {
-    "unit": (("a JVM", re.compile(r"(^|[\s/])(java|spark-submit)(\s|$)")),
-             ("Maven", re.compile(r"(^|[\s/])mvn(\s|$)")),
-             ("a Jupyter kernel", re.compile(r"ipykernel|(^|[\s/])jupyter(-lab)?(\s|$)"))),
-    "jars": (("a JVM", re.compile(r"(^|[\s/])(java|spark-submit)(\s|$)")),
-             ("a Jupyter kernel", re.compile(r"ipykernel|(^|[\s/])jupyter(-lab)?(\s|$)"))),
-}
+_JVM = ("a JVM", re.compile(r"(^|[\s/])(java|spark-submit)(\s|$)"))
+_MAVEN = ("Maven", re.compile(r"(^|[\s/])mvn(\s|$)"))
+# The kernel starters' command lines too: papermill, `jupyter-execute` (nbclient), `jupyter-lab`,
+# `jupyter nbconvert --execute`, `pytest --nbval`.
+_KERNEL = ("a Jupyter kernel", re.compile(r"ipykernel|(^|[\s/])(papermill|jupyter(-[\w-]+)?)(\s|$)|(^|\s)--nbval"))
+RUNTIME = {"unit": (_JVM, _MAVEN, _KERNEL), "jars": (_JVM, _KERNEL)}
 
 
 def tier_of(path: Path) -> str | None:
@@ -83,20 +86,39 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return ids
 
 
-def _words(tree: ast.AST, lines: list[str]):
-    """(line number, text) of every name, dotted name, import and string literal in code."""
-    skip = _docstrings(tree)
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """`import x.services as svc`, `from x import get_spark as gs`: each alias -> the name it renames."""
+    return {alias.asname: alias.name.rsplit(".", 1)[-1] for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names if alias.asname}
+
+
+def _exempt_lines(source: str) -> set[int]:
+    """The lines whose comment is a `# tier:` pragma (a comment, not the same text in a string)."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {tok.start[0] for tok in tokens if tok.type == tokenize.COMMENT and PRAGMA.search(tok.string)}
+
+
+def _words(tree: ast.AST, exempt: set[int]):
+    """(line number, text) of every name, dotted name, import and string literal in code; a name
+    bound by `import ... as` is also read as the name it renames, so a renamed starter still counts."""
+    skip, aliases = _docstrings(tree), _aliases(tree)
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
-        if line and PRAGMA.search(lines[line - 1]):
+        if line in exempt:
             continue
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
             yield line, node.value
         elif isinstance(node, ast.Name):
             yield line, node.id
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            yield line, f"{node.value.id}.{node.attr}"
+            yield line, aliases.get(node.id, node.id)
+        elif isinstance(node, ast.Attribute):
+            # Any chain, read by its last two parts: `lakehouse_helpers.services.up` is `services.up`;
+            # the walk reaches the inner links too (`SparkSession` in `pyspark.sql.SparkSession.builder`).
             yield line, node.attr
+            owner = node.value.id if isinstance(node.value, ast.Name) else getattr(node.value, "attr", None)
+            if owner:
+                yield line, f"{owner}.{node.attr}"
+                yield line, f"{aliases.get(owner, owner)}.{node.attr}"
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
             for name in names:
@@ -107,9 +129,8 @@ def _words(tree: ast.AST, lines: list[str]):
 def module_needs(source: str) -> list[tuple[str, str, int]]:
     """(tier, what, line) for everything the module's code starts."""
     tree = ast.parse(source)
-    lines = source.splitlines()
     found = set()
-    for line, text in _words(tree, lines):
+    for line, text in _words(tree, _exempt_lines(source)):
         found.update((rule.tier, rule.what, line) for rule in RULES if rule.pattern.search(text))
     return sorted(found, key=lambda need: need[2])
 
@@ -130,8 +151,10 @@ def violations(items) -> list[str]:
                                     f"(needs `{need}`)")
         for fixture in sorted(set(getattr(item, "fixturenames", ())) & set(FIXTURE_TIER)):
             if RANK[FIXTURE_TIER[fixture]] > RANK[tier]:
-                problems.append(f"{item.nodeid}: fixture `{fixture}` starts what `{tier}` does not allow "
-                                f"(needs `{FIXTURE_TIER[fixture]}`)")
+                # The test's `def` line (location is 0-based), so the message points where to look.
+                where = f"{item.nodeid.split('::')[0]}:{item.location[1] + 1}"
+                problems.append(f"{where} {item.name} asks for fixture `{fixture}`, which starts what `{tier}` "
+                                f"does not allow (needs `{FIXTURE_TIER[fixture]}`)")
     return problems
 
 
@@ -181,21 +204,40 @@ class TierViolation(Exception):
     """A test started a process its tier does not allow."""
 
 
+def _command_line(args, executable=None) -> str:
+    """A process start's command line as one string: `args` may be a string, bytes, a path or a
+    sequence of them; an `executable=` that replaces argv[0] is read too."""
+    words = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    if executable is not None:
+        words.insert(0, executable)
+    return " ".join(os.fsdecode(w) if isinstance(w, (str, bytes, os.PathLike)) else str(w) for w in words)
+
+
 @pytest.fixture(autouse=True)
 def _tier_guard(request, monkeypatch):
-    forbidden = RUNTIME.get(tier_of(Path(str(request.node.fspath))) or "", ())
+    tier = tier_of(Path(str(request.node.fspath))) or ""
+    forbidden = RUNTIME.get(tier, ())
     if not forbidden:
         yield
         return
-    original = subprocess.Popen.__init__
 
-    def guarded(self, args, *rest, **kwargs):
-        line = args if isinstance(args, str) else " ".join(str(a) for a in args)
+    def check(line: str) -> None:
         for what, pattern in forbidden:
             if pattern.search(line):
-                raise TierViolation(f"{request.node.nodeid} started {what} ({line[:120]}), "
-                                    f"which its tier does not allow: move it to the tier that does (tests/tiers.py)")
-        original(self, args, *rest, **kwargs)
+                raise TierViolation(f"{request.node.nodeid} started {what} ({line[:120]}), which the `{tier}` "
+                                    f"tier does not allow: move it to the tier that does (tests/tiers.py)")
 
-    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+    original_popen, original_system = subprocess.Popen.__init__, os.system
+
+    def guarded_popen(self, args, *rest, **kwargs):
+        # Popen(args, bufsize, executable, ...): an executable given by position is rest[1].
+        check(_command_line(args, kwargs.get("executable", rest[1] if len(rest) > 1 else None)))
+        original_popen(self, args, *rest, **kwargs)
+
+    def guarded_system(command):  # os.system starts its shell without Popen
+        check(_command_line(command))
+        return original_system(command)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded_popen)
+    monkeypatch.setattr(os, "system", guarded_system)
     yield
