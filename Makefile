@@ -26,7 +26,7 @@ override PARAMS := $(value PARAMS)
 export PARAMS
 endif
 
-.PHONY: help setup run test lint lab strip bench services-up services-down services-status doctor clean distclean deploy-databricks
+.PHONY: help setup run test test-unit test-quick lint lab strip bench services-up services-down services-status doctor clean distclean deploy-databricks
 
 help:  ## list the targets and every notebook parameter
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -74,9 +74,15 @@ doctor: setup  ## check packages, Java, jars and every service, with fixes
 run: setup services-up  ## run the notebooks with papermill (EVENTS= SEED= NOTEBOOKS= PARAMS=); executed copies and a summary
 	@$(CLI) run $(RUN_ARGS) --params "$${PARAMS:-}"
 
-test: setup  ## lint, then the whole test suite (starts the services it needs)
-	$(VENV)/bin/ruff check lakehouse_helpers tests notebooks
+# The tiers are the folders of tests/ (tests/tiers.py): unit, jars, spark, services, notebooks, faults.
+test: setup lint  ## lint, then every tier in order (starts the services it needs; about 12 minutes on 2 cores)
 	$(PY) -m pytest
+
+test-unit: $(VENV)/.installed  ## the unit tier: no services, Spark, jars, kernels or Java (seconds; run on every change)
+	$(PY) -m pytest tests/unit
+
+test-quick: setup  ## unit, jars, spark and services tiers: everything but the notebooks and the faults (a few minutes)
+	$(PY) -m pytest tests/unit tests/jars tests/spark tests/services
 
 lint:  ## ruff on the package, the tests and the notebooks
 	$(VENV)/bin/ruff check lakehouse_helpers tests notebooks
