@@ -21,7 +21,7 @@ from .rescue import csv_record
 from .schema import AutoLoaderError
 
 # Memory: a block or batch takes about 15 times its size while it is converted (measured with
-# tests/test_autoloader.py::test_large_files_in_bounded_memory); Spark gets batches of about this size.
+# tests/unit/test_autoloader_reading.py::test_large_files_in_bounded_memory); Spark gets batches of about this size.
 BLOCK_BYTES = 4 * 1024 * 1024  # JSON / CSV text parsed at a time (and small JSON files together)
 BATCH_BYTES = 4 * 1024 * 1024  # Parquet rows decoded at a time (uncompressed size)
 PYTHON_ROWS = 10_000  # records per batch on the Python path

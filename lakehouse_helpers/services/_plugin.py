@@ -1,7 +1,7 @@
 """What `services` needs from each service module (kafka, s3, metastore, spark_connect).
 
 A module conforms by defining these names at its top level; the registry in `services` is typed
-with this protocol, and tests/test_services_contract.py checks every module against it.
+with this protocol, and tests/unit/test_services_contract.py checks every module against it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fault rows 3, 7 and 7b of the fault suite: the S3 server dying while an export writes its
 files, and corrupt or truncated files in the landing zone read by Auto Loader (the Auto Loader
-conformance rows for bad files, beside tests/test_autoloader.py). Each test fills its
+conformance rows for bad files, beside tests/services/test_autoloader.py). Each test fills its
 row of the published table (tests/faults_table.py)."""
 
 from __future__ import annotations

@@ -87,7 +87,8 @@ def seen_by(spark, settings, t: TableGovernance, principal: str) -> SeenBy:
     (rows,) = access.query_as(settings, principal, [f"SELECT * FROM {view}"])
     allowed = set(t.row_filter.allowed)
     column = t.row_filter.column
-    owner = spark.table(t.table(settings)).where(spark.table(t.table(settings))[column].isin(*allowed)).count()
+    table = spark.table(t.table(settings))
+    owner = table.where(table[column].isin(*allowed)).count()
     values = [r[c] for r in rows for c in t.masks if r[c] is not None]
     return SeenBy(owner, len(rows), sum(v.startswith("***") for v in values), len(values),
                   sum(r[column] not in allowed for r in rows))

@@ -1,6 +1,6 @@
 """The Auto Loader's Python reader on its own (no Spark, no services): list columns converted
 column-wise, and files larger than its memory read in bounded memory. Rows of the behaviour table
-in tests/test_autoloader.py."""
+in tests/services/test_autoloader.py."""
 
 from __future__ import annotations
 
