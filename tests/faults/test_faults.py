@@ -219,7 +219,7 @@ def _silver_state(spark, n: medallion.Names) -> dict:
 @pytest.fixture
 def silver_tables(spark, stack, tmp_path):
     """06's tables in schemas of their own; a bronze table of 60 events, 6 resent, 2 to reject."""
-    from tests.spark.test_medallion import T0, bronze_rows, frame
+    from tests.spark.test_medallion import T0, bronze_rows, frame  # noqa: F401 - T0 and bronze_rows come through it
 
     settings = stack.replace(schema_prefix=f"f{uuid.uuid4().hex[:8]}_", data_dir_override=str(tmp_path))
     n = medallion.ensure_tables(spark, settings)

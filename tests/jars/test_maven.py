@@ -1,10 +1,7 @@
-"""The Makefile: `make help` lists every notebook parameter (before any set-up), PARAMS reaches the
-CLI exactly as typed, Maven leaves no colour codes, the lab serves notebooks and runs without
-pop-ups. Make runs with `-n` or with the CLI replaced by an echo: nothing is set up or started."""
+"""The Makefile's own Maven command, run for real on the smallest module: it leaves no colour codes."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,21 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# Prints the arguments the recipe gives the CLI, as JSON, instead of running anything.
-def make(*args: str) -> subprocess.CompletedProcess:
-    # A suite started by `make test PARAMS=...` must not hand its own variables to these makes.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PARAMS", "EVENTS", "SEED", "NOTEBOOKS")}
-    done = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT), *args],
-                          capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 0, done.stderr
-    return done
-
-
-def recipe(*args: str) -> str:
-    """What make would run, continuation lines joined."""
-    return make("-n", *args).stdout.replace("\\\n", " ")
+from tests.unit.test_make import ROOT, recipe
 
 
 def maven_command(jars: Path) -> str:

@@ -12,24 +12,7 @@ from lakehouse_helpers.notebook.runner import (
     run_kind,
     run_notebooks,
 )
-from lakehouse_helpers.settings import load_settings
-
-
-def local_settings(tmp_path: Path):
-    """Defaults over a fresh state folder: the user's environment and `.env` change nothing."""
-    return load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}, dotenv=tmp_path / "no.env")
-
-
-def _notebook(parameters: str, body: str) -> dict:
-    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
-    return {
-        "cells": [
-            {**cell, "metadata": {"tags": ["parameters"]}, "source": parameters},
-            {**cell, "source": body},
-        ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 4,
-    }
+from tests.unit.test_runner import _notebook, local_settings
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the published table (tests/faults_table.py)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -19,10 +18,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psutil
 import pytest
 
 from lakehouse_helpers.settings import SECRET_ENV_VARS
+from tests.security_probes import _family, _generated_secrets, _listening
 from tests.unit.test_make import SKIP_SETUP, recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,13 +32,6 @@ RUN_DIR = re.compile(r"Executed notebooks and summary\.json: (\S+)")
 def _cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lakehouse_helpers", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _generated_secrets(settings) -> dict[str, str]:
-    """The embedded stack's own keys and token (state folder's secrets/): as secret as a canary."""
-    return {"generated S3 access key": settings.s3_access_key.reveal(),
-            "generated S3 secret key": settings.s3_secret_key.reveal(),
-            "generated Spark Connect token": settings.spark_connect_token.reveal()}
 
 
 def _files_to_scan(settings, run_dirs: list[Path]) -> list[Path]:
@@ -82,28 +74,6 @@ def test_canary_secrets_appear_in_no_output_notebook_summary_or_log(stack, test_
     observed(f"4 CLI runs (doctor, run --only 00; local and external profiles), {len(files)} files and "
              f"4 outputs scanned for {len(needles)} values; occurrences: {len(leaks)}")
     assert leaks == [], f"secrets written out: {leaks}"
-
-
-def _family(pid: int | None) -> set[int]:
-    """A process and all its descendants (the Spark server's `sh` wrapper, its JVM)."""
-    if pid is None:
-        return set()
-    try:
-        root = psutil.Process(pid)
-        return {pid, *(child.pid for child in root.children(recursive=True))}
-    except psutil.Error:
-        return set()
-
-
-def _listening(pids: set[int]) -> list[tuple[str, int]]:
-    """The listening TCP sockets of `pids`, IPv4-mapped IPv6 addresses written as IPv4."""
-    found = []
-    for conn in psutil.net_connections(kind="inet"):
-        if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
-            ip = ipaddress.ip_address(conn.laddr.ip.split("%")[0])
-            mapped = getattr(ip, "ipv4_mapped", None)
-            found.append((str(mapped or ip), conn.laddr.port))
-    return sorted(set(found))
 
 
 def _free_port() -> int:

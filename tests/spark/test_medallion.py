@@ -6,42 +6,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from pyspark.errors import PySparkException
 
 from lakehouse_helpers import medallion
-from lakehouse_helpers.events import generate
-from lakehouse_helpers.expectations import Expectation, ExpectationFailed, evaluate, raise_on_fail
-from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
+from lakehouse_helpers.expectations import ExpectationFailed, evaluate, raise_on_fail
+from tests.unit.test_medallion import EXPECTATIONS, NOTEBOOK, T0, bronze_rows
 
-NOTEBOOK = NOTEBOOKS_DIR / "06_medallion_silver_gold.ipynb"
-EXPECTATIONS = [
-    Expectation("has_event_id", "event_id IS NOT NULL", "fail"),
-    Expectation("positive_quantity", "quantity > 0", "drop"),
-    Expectation("plausible_email", "customer_email LIKE '%_@_%._%'", "warn"),
-]
 BRONZE_DDL = (
     "event_id string, order_id string, line_no int, event_ts timestamp, customer_id string, "
     "customer_email string, country string, loyalty_member boolean, product_id string, coffee_type string, "
     "roast string, size_kg double, unit_price double, currency string, quantity int, kafka_topic string, "
     "kafka_partition int, kafka_offset long, ingested_at timestamp, _rescued_data string, _source_file string"
 )
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-def bronze_rows(n: int = 3, seed: int = 5) -> list[dict]:
-    """Valid bronze-like rows from the generator, each at its own Kafka offset."""
-    events = [json.loads(m.value) for m in generate(events=n, seed=seed, malformed_rate=0, invalid_rate=0,
-                                                     duplicate_rate=0, late_rate=0, drift_after=1).messages]
-    rows = []
-    for i, e in enumerate(events):
-        e["event_ts"] = datetime.fromisoformat(e["event_ts"].replace("Z", "+00:00"))
-        rows.append({**e, "kafka_topic": "t", "kafka_partition": 0, "kafka_offset": i,
-                     "ingested_at": T0 + timedelta(seconds=i), "_rescued_data": None, "_source_file": f"f{i}"})
-    return rows
 
 
 def frame(spark, rows: list[dict]):

@@ -5,7 +5,6 @@ cleaning and rescue repair, and the ground truth the notebook is checked against
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -63,26 +62,6 @@ def test_notebook_06_expectations_take_the_catalog_from_the_package(tmp_path):
     assert predicates["known_currency"] == "currency IN ('USD', 'EUR', 'GBP')" and len(CURRENCIES) == 3
     assert callable(scope["upsert_to_silver"]) and set(scope["gold_sql"]) == set(tables.gold_tables)
 
-
-# --- the silver batch of notebook 06, run on crafted batches --------------------------------
-
-def notebook_upsert(tables, expectations):
-    """`upsert_to_silver` exactly as notebook 06 defines it (its cell tagged silver-merge)."""
-    nb = json.loads(NOTEBOOK.read_text())
-    cells = [c for c in nb["cells"] if "silver-merge" in c.get("metadata", {}).get("tags", [])]
-    assert len(cells) == 1, "notebook 06 must have one cell tagged silver-merge"
-    namespace = {"medallion": medallion, "tables": tables, "silver": tables.silver, "expectations": expectations}
-    exec("".join(cells[0]["source"]), namespace)
-    return namespace["upsert_to_silver"]
-
-
-@pytest.fixture
-def silver(spark, stack, tmp_path):
-    settings = stack.replace(schema_prefix=f"t{uuid.uuid4().hex[:8]}_", data_dir_override=str(tmp_path))
-    tables = medallion.ensure_tables(spark, settings)
-    yield tables, notebook_upsert(tables, EXPECTATIONS)
-    for schema in ("silver", "gold"):
-        spark.sql(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
 
 
 # --- the ground truth -----------------------------------------------------------------------

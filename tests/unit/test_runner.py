@@ -20,8 +20,14 @@ from lakehouse_helpers.notebook.runner import (
     discover,
     unparsed_parameter_lines,
 )
+from lakehouse_helpers.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def local_settings(tmp_path: Path):
+    """Defaults over a fresh state folder: the user's environment and `.env` change nothing."""
+    return load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}, dotenv=tmp_path / "no.env")
 
 
 def _notebook(parameters: str, body: str) -> dict:
