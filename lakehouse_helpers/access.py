@@ -4,7 +4,8 @@ settings choose (the same calls on every backend; see `governance` for how the s
 - `reader_source`: where readers meet a table's masks and row filter: its governed view on the
   local backend, the table itself where Unity Catalog binds them to the table.
 - `seen_by`: one query as the person running the notebook and as another principal. Locally the
-  other principal is a second Spark process run as that user; Unity Catalog decides on the
+  other principal is a second Spark Connect session that names that user (a second Spark
+  process run as that user where the server cannot take the client's user); Unity Catalog decides on the
   signed-in user, so there the other row is computed from the spec's own mask and filter, and
   says so in its `how` column.
 - `grants`: the grants on the spec's tables: `SHOW GRANTS` on Databricks, the Unity Catalog API,
@@ -59,8 +60,7 @@ def seen_by(spark, settings: Settings, t: TableGovernance, principal: str, query
     sql = query.format(source=reader_source(settings, t, backend))
     rows = [{**r.asDict(), "how": "this session"} for r in spark.sql(sql).collect()]
     if backend == "local":
-        (theirs,) = query_as(settings, principal, [sql])
-        how = f"a second Spark process as {principal!r}"
+        (theirs,), how = run_as(settings, principal, [sql])
     else:
         outsider = query.format(source=f"({outsider_select(spark, settings, t)})")
         theirs = [r.asDict() for r in spark.sql(outsider.replace("current_user()", quote(principal))).collect()]
@@ -106,12 +106,49 @@ print(json.dumps(out, default=str))
 """
 
 
+def connect_as(settings: Settings, user: str):
+    """A second Spark Connect session on the workbook's server whose `current_user()` is `user`,
+    or None where the server answers with its own user (a server of your own, without the
+    workbook's client-user interceptor, `services/spark_connect.py`). The caller stops it."""
+    if not settings.uses_connect:
+        return None
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    from . import spark as spark_module
+
+    spark_module.connect(settings)  # the server is up, and the token is where the client reads it
+    from .services import spark_connect
+
+    session = ConnectSession(connection=settings.spark_remote or spark_connect.endpoint(settings), userId=user)
+    if session.sql("SELECT current_user() AS u").first()["u"] == user:
+        return session
+    session.stop()
+    return None
+
+
+def _query_on(session, queries: list[str]) -> list[list[dict]]:
+    try:
+        return [[r.asDict() for r in session.sql(q).collect()] for q in queries]
+    finally:
+        session.stop()
+
+
 def query_as(settings: Settings, user: str, queries: list[str], timeout_s: float = 300) -> list[list[dict]]:
-    """Run `queries` in a separate Spark process whose `current_user()` is `user`: how a second,
-    non-privileged person sees the governed views. Settings pass through the environment."""
+    """Run `queries` as `user`: how a second, non-privileged person sees the governed views."""
+    return run_as(settings, user, queries, timeout_s)[0]
+
+
+def run_as(settings: Settings, user: str, queries: list[str], timeout_s: float = 300) -> tuple[list[list[dict]], str]:
+    """`queries`' rows as `user` sees them, and how they were read: on the workbook's Spark
+    Connect server (or one with its interceptor), a second session that names `user` (no second
+    JVM); elsewhere a separate Spark process started as `user`, its settings through the
+    environment."""
     if settings.profile == "databricks":
         raise QueryAsError("Unity Catalog decides on the signed-in user: run the query in a session "
                            f"of {user!r} (or a job run as that user) to see what {user!r} sees.")
+    session = connect_as(settings, user)
+    if session is not None:
+        return _query_on(session, queries), f"a second Spark Connect session as {user!r}"
     # A Spark Connect client marks its environment; the child is an in-process Spark.
     drop = {"SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_CONNECT_AUTHENTICATE_TOKEN"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
@@ -121,14 +158,14 @@ def query_as(settings: Settings, user: str, queries: list[str], timeout_s: float
         value = getattr(settings, name)
         if value is not None and value != "":
             env[var] = str(value).lower() if isinstance(value, bool) else str(value)
-    # Spark takes the user from SPARK_USER, fixed per Spark process: a Spark Connect server answers
-    # current_user() with its own user whatever the client's user_id, so this is an in-process
-    # Spark. Its queries are not the pipeline's lineage.
+    # Spark takes the user from SPARK_USER, fixed per Spark process: a Spark Connect server
+    # without the interceptor answers current_user() with its own user whatever the client's
+    # user_id, so this is an in-process Spark. Its queries are not the pipeline's lineage.
     env.update({"SPARK_USER": user, "HADOOP_USER_NAME": user, ENV_VARS["lineage"]: "false",
                 ENV_VARS["spark_mode"]: "classic"})
     out = subprocess.run([sys.executable, "-c", _QUERY_AS, json.dumps(queries)], env=env,
                          capture_output=True, text=True, timeout=timeout_s)
     if out.returncode != 0:
         raise QueryAsError(f"query as {user!r} failed: " + "\n".join(out.stderr.strip().splitlines()[-5:]))
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]), f"a second Spark process as {user!r}"
 

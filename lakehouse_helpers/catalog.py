@@ -6,7 +6,10 @@ every layer has a three-level name and can be governed, reported and drawn the s
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from . import layout, medallion
+from .governance import quote
 from .settings import Settings
 
 
@@ -69,13 +72,12 @@ def _unity_catalog_tags(spark, table: str) -> tuple[dict, dict, str]:
     return table_tags, column_tags, owner[0] if owner else ""
 
 
-def describe(spark, table: str, backend: str = "local") -> dict:
-    """One table's governance and physical facts: comment, tags, owner, PII, rows, files, size,
-    last write. Tags and owner are where `backend` keeps them: Unity Catalog's own on
-    Databricks, table properties elsewhere."""
+def describe(spark, table: str, backend: str = "local", rows: int | None = None) -> dict:
+    """One table's governance and physical facts: comment, tags, owner, PII, rows (counted
+    unless given), files, size, last write. Tags and owner are where `backend` keeps them:
+    Unity Catalog's own on Databricks, Delta's table properties elsewhere."""
     detail = spark.sql(f"DESCRIBE DETAIL {table}").first()
-    properties = dict(detail["properties"] or {})
-    properties.update({r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()})
+    properties = dict(detail["properties"] or {})  # a Delta table's properties, its tags and owner among them
     if backend == "databricks":
         table_tags, column_tags, owner = _unity_catalog_tags(spark, table)
     else:
@@ -87,7 +89,7 @@ def describe(spark, table: str, backend: str = "local") -> dict:
         "tags": ", ".join(f"{k}={v}" for k, v in sorted(table_tags.items())),
         "owner": owner,
         "pii_columns": ", ".join(sorted(c for c, tags in column_tags.items() if "pii" in tags)),
-        "rows": spark.table(table).count(),
+        "rows": spark.table(table).count() if rows is None else rows,
         "files": detail["numFiles"],
         "size_kb": round(detail["sizeInBytes"] / 1024, 1),
         "version": last["version"],
@@ -102,16 +104,30 @@ def report(spark, settings: Settings, tables: dict[str, str] | None = None):
     from .governance import backend_of
 
     tables, backend = tables or workbook_tables(settings), backend_of(settings)
-    rows = [{"layer": layer, **describe(spark, t, backend)} for t, layer in tables.items()
-        if spark.catalog.tableExists(t)]
+    here = [t for t in tables if spark.catalog.tableExists(t)]
+    counts = {t: n for t, (n, _) in fingerprints_of(spark, here).items()}
+    # Each table's metadata is a few small requests: a handful at once keeps both cores busy.
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda t: {"layer": tables[t], **describe(spark, t, backend, counts[t])}, here))
     return pd.DataFrame(rows)
+
+
+def _fingerprint_sql(table: str) -> str:
+    return (f"SELECT {quote(table)} AS t, count(*) AS n, "
+            f"coalesce(sum(CAST(xxhash64(*) AS DECIMAL(38, 0))), 0) AS h FROM {table}")
 
 
 def fingerprint(spark, table: str) -> tuple[int, str]:
     """Row count and an order-independent checksum of every value: equal means the same rows."""
-    row = spark.sql(
-        f"SELECT count(*) AS n, coalesce(sum(CAST(xxhash64(*) AS DECIMAL(38, 0))), 0) AS h FROM {table}").first()
-    return row["n"], str(row["h"])
+    return fingerprints_of(spark, [table])[table]
+
+
+def fingerprints_of(spark, tables: list[str]) -> dict[str, tuple[int, str]]:
+    """`fingerprint` of each table, read in one query (one Spark job, not one per table)."""
+    if not tables:
+        return {}
+    rows = spark.sql(" UNION ALL ".join(_fingerprint_sql(t) for t in tables)).collect()
+    return {r["t"]: (r["n"], str(r["h"])) for r in rows}
 
 
 def present(spark, settings: Settings) -> list[str]:
@@ -121,4 +137,5 @@ def present(spark, settings: Settings) -> list[str]:
 
 
 def fingerprints(spark, settings: Settings) -> dict[str, tuple[int, str]]:
-    return {t: fingerprint(spark, t) for t in present(spark, settings)}
+    """Every present workbook table's fingerprint, in flow order."""
+    return fingerprints_of(spark, present(spark, settings))

@@ -127,40 +127,67 @@ def _is(principals: list[str]) -> str:
     return f"current_user() IN ({', '.join(quote(p) for p in principals)})"
 
 
-def local_statements(settings: Settings, spec: list[TableGovernance], columns: dict[str, list[str]],
-                     existing_constraints: dict[str, set[str]], privileged: list[str]) -> list[str]:
-    """What open-source Spark and Delta enforce, for `spec`. `columns` maps each table to its
-    columns (for the governed view), `existing_constraints` to the constraints it already has
-    (ADD CONSTRAINT is not idempotent), `privileged` names the principals that see clear values
-    and every row (the owner running the workbook, and the spec's privileged groups)."""
+@dataclass(frozen=True)
+class Held:
+    """What the catalog holds for one table now: read before applying, so that only what differs
+    is sent (a second apply changes nothing, and adds no version to the table's history)."""
+    columns: dict[str, str] = field(default_factory=dict)  # column -> comment, in table order
+    comment: str = ""
+    properties: dict[str, str] = field(default_factory=dict)  # tags, owner, delta.constraints.*
+
+
+def held(spark, table: str) -> Held:
+    detail = spark.sql(f"DESCRIBE DETAIL {table}").first()
+    columns = {f.name: f.metadata.get("comment", "") for f in spark.table(table).schema.fields}
+    return Held(columns, detail["description"] or "", dict(detail["properties"] or {}))
+
+
+def local_statements(settings: Settings, spec: list[TableGovernance], now: dict[str, Held],
+                     privileged: list[str]) -> list[str]:
+    """What open-source Spark and Delta enforce for `spec`, minus what `now` (each table's `Held`)
+    already holds; a table missing from `now` gets every statement. `privileged` names the
+    principals that see clear values and every row (the owner running the workbook, and the
+    spec's privileged groups). Functions and governed views are re-created: they are catalog
+    entries without a history."""
     out = [f"CREATE SCHEMA IF NOT EXISTS {settings.schema(GOVERNANCE_SCHEMA)}"]
     for t in spec:
         table = t.table(settings)
-        out.append(f"COMMENT ON TABLE {table} IS {quote(t.description)}")
-        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {quote(d)}" for c, d in t.columns.items()]
-        out.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({_tags(_properties(t))})")
-        out += [f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({p})"
-                for n, p in t.constraints.items() if n.lower() not in existing_constraints.get(table, set())]
-        if not (t.masks or t.row_filter):
-            continue
-        select = []
-        for c in columns[table]:
-            if c in t.masks:
-                fn = function_name(settings, "mask", t, c)
-                out.append(f"CREATE OR REPLACE FUNCTION {fn}({c} STRING) RETURNS STRING "
-                           f"RETURN {mask_body(c, _is([*privileged, t.masks[c]]))}")
-                select.append(f"{fn}({c}) AS {c}")
-            else:
-                select.append(c)
-        where = ""
-        if t.row_filter:
-            f = t.row_filter
-            fn = function_name(settings, "filter", t, f.column)
-            out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
-                       f"RETURN {filter_body(f, _is([*privileged, f.privileged]))}")
-            where = f" WHERE {fn}({f.column})"
-        out.append(
-            f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} FROM {table}{where}")
+        have = now.get(table, Held())
+        if have.comment != t.description:
+            out.append(f"COMMENT ON TABLE {table} IS {quote(t.description)}")
+        out += [f"ALTER TABLE {table} ALTER COLUMN {c} COMMENT {quote(d)}" for c, d in t.columns.items()
+                if have.columns.get(c) != d]
+        changed = {k: v for k, v in _properties(t).items() if have.properties.get(k) != v}
+        if changed:
+            out.append(f"ALTER TABLE {table} SET TBLPROPERTIES ({_tags(changed)})")
+        # ADD CONSTRAINT is not idempotent: only the missing ones (a changed predicate is an error to fix by hand).
+        out += [f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({p})" for n, p in t.constraints.items()
+                if f"delta.constraints.{n.lower()}" not in have.properties]
+        if t.masks or t.row_filter:
+            out += _governed_view_statements(settings, t, list(have.columns) or ["..."], privileged)
+    return out
+
+
+def _governed_view_statements(settings: Settings, t: TableGovernance, columns: list[str],
+                              privileged: list[str]) -> list[str]:
+    out, select = [], []
+    for c in columns:
+        if c in t.masks:
+            fn = function_name(settings, "mask", t, c)
+            out.append(f"CREATE OR REPLACE FUNCTION {fn}({c} STRING) RETURNS STRING "
+                       f"RETURN {mask_body(c, _is([*privileged, t.masks[c]]))}")
+            select.append(f"{fn}({c}) AS {c}")
+        else:
+            select.append(c)
+    where = ""
+    if t.row_filter:
+        f = t.row_filter
+        fn = function_name(settings, "filter", t, f.column)
+        out.append(f"CREATE OR REPLACE FUNCTION {fn}({f.column} STRING) RETURNS BOOLEAN "
+                   f"RETURN {filter_body(f, _is([*privileged, f.privileged]))}")
+        where = f" WHERE {fn}({f.column})"
+    out.append(f"CREATE OR REPLACE VIEW {governed_view(settings, t)} AS SELECT {', '.join(select)} "
+               f"FROM {t.table(settings)}{where}")
     return out
 
 
@@ -172,6 +199,8 @@ def _record_grants(spark, settings: Settings, spec: list[TableGovernance]) -> No
         for priv in privs]
     target = layout.declared_grants(settings)
     spark.sql(f"CREATE TABLE IF NOT EXISTS {target} ({GRANTS_DDL}) USING DELTA")
+    if sorted(tuple(r) for r in spark.table(target).collect()) == sorted(rows):
+        return  # already exactly the spec's grants: no new version
     df = spark.createDataFrame(rows, GRANTS_DDL)
     # The table holds exactly the spec's grants: replaced in one commit, never appended twice.
     df.write.format("delta").mode("overwrite").saveAsTable(target)
@@ -186,22 +215,17 @@ def backend_of(settings: Settings, backend: str | None = None) -> str:
 
 
 def apply(spark, settings: Settings, spec: list[TableGovernance], backend: str | None = None) -> list[str]:
-    """Apply `spec` on `backend` (default: from the settings) and return the statements run."""
+    """Apply `spec` on `backend` (default: from the settings) and return the statements run:
+    locally and on the Unity Catalog server only what differs from the catalog."""
     backend = backend_of(settings, backend)
     if backend == "unity":
         return apply_unity(settings, spec)
     if backend == "databricks":
         statements = databricks_statements(settings, spec)
     else:
-        columns, constraints = {}, {}
-        for t in spec:
-            table = t.table(settings)
-            columns[table] = spark.table(table).columns
-            props = spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
-            constraints[table] = {r["key"].removeprefix("delta.constraints.") for r in props
-                                  if r["key"].startswith("delta.constraints.")}
+        now = {t.table(settings): held(spark, t.table(settings)) for t in spec}
         owner = spark.sql("SELECT current_user() AS u").first()["u"]
-        statements = local_statements(settings, spec, columns, constraints, [owner])
+        statements = local_statements(settings, spec, now, [owner])
     for sql in statements:
         spark.sql(sql)
     if backend == "local":

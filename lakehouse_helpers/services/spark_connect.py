@@ -9,6 +9,7 @@ the state folder's secrets, so no other local user can run code through it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -23,7 +24,11 @@ from ._process import ServiceError, port_open
 NAME = "spark"
 TITLE = "Spark Connect server"
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+# current_user() as the client names it: one server serves the owner and a second reader.
+CLIENT_USER = Path(__file__).resolve().parent.parent / "jvm" / "connect_user" / "ClientUserInterceptor.java"
+CLIENT_USER_CLASS = "lakehouse.connect.ClientUserInterceptor"
 REDACT = "s/token=[^;[:space:]]*/token=***/g"
+log = logging.getLogger(__name__)
 
 
 def endpoint(settings: Settings) -> str:
@@ -39,7 +44,30 @@ def bind(settings: Settings) -> tuple[str, int]:
     return "127.0.0.1", settings.spark_connect_port
 
 
-def server_conf(settings: Settings) -> dict[str, str]:
+def client_user_jar(base: Path) -> Path | None:
+    """The interceptor that makes current_user() the client's user_id, compiled into `base`
+    once (again when its source changes); None, with a warning, where no Java compiler is
+    installed: then a second reader needs a second Spark process (`access.query_as`)."""
+    jar = base / "client-user.jar"
+    if jar.exists() and jar.stat().st_mtime >= CLIENT_USER.stat().st_mtime:
+        return jar
+    if not (shutil.which("javac") and shutil.which("jar")):
+        log.warning("javac not found (a JRE without the JDK): the Spark Connect server answers current_user() "
+                    "with its own user, so 07 starts a second Spark for the analyst. Install a JDK 17 to avoid it.")
+        return None
+    classes = base / "client-user-classes"
+    shutil.rmtree(classes, ignore_errors=True)
+    for step in (["javac", "-nowarn", "--release", "17", "-d", str(classes), "-cp", f"{_spark_home() / 'jars'}/*",
+                  str(CLIENT_USER)], ["jar", "cf", str(jar), "-C", str(classes), "."]):
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:  # pyspark's jars changed under the source: a bug to report, not to hide
+            raise ServiceError(f"Building {CLIENT_USER.name} failed: {done.stderr.strip()[-800:]}", service=NAME,
+                               fix="Report it with the message above; `pip show pyspark` names the version.")
+    shutil.rmtree(classes, ignore_errors=True)
+    return jar
+
+
+def server_conf(settings: Settings, client_user: Path | None = None) -> dict[str, str]:
     from ..spark import scratch_dir, spark_conf
 
     conf = spark_conf(settings, "lakehouse-workbook (Spark Connect)", scratch_dir(settings, "connect"), long_lived=True)
@@ -53,6 +81,9 @@ def server_conf(settings: Settings) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
     })
+    if client_user is not None:
+        conf["spark.jars"] = ",".join(filter(None, [conf.get("spark.jars"), str(client_user)]))
+        conf["spark.connect.grpc.interceptor.classes"] = CLIENT_USER_CLASS
     return conf
 
 
@@ -69,7 +100,7 @@ def prepare(settings: Settings, base: Path) -> None:
     # The token and the S3 keys live in a 0600 file, not on the command line where `ps` shows them.
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write("".join(f"{k} {v}\n" for k, v in server_conf(settings).items()))
+        fh.write("".join(f"{k} {v}\n" for k, v in server_conf(settings, client_user_jar(base)).items()))
     from ..spark import prune_scratch, scratch_dir
 
     # The previous server has stopped: whatever it left (killed mid-write) goes, and so does

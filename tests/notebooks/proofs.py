@@ -8,7 +8,7 @@ import ast
 import json
 from dataclasses import dataclass
 
-from lakehouse_helpers import access, governance, medallion, truth
+from lakehouse_helpers import access, catalog, governance, medallion, truth
 from lakehouse_helpers.drops import drift_batch
 from lakehouse_helpers.events import GeneratorConfig, generate
 from lakehouse_helpers.governance import RowFilter, TableGovernance
@@ -92,6 +92,16 @@ def seen_by(spark, settings, t: TableGovernance, principal: str) -> SeenBy:
     values = [r[c] for r in rows for c in t.masks if r[c] is not None]
     return SeenBy(owner, len(rows), sum(v.startswith("***") for v in values), len(values),
                   sum(r[column] not in allowed for r in rows))
+
+
+def dev_clone(settings) -> str:
+    """07's zero-copy clone of silver, where it makes and undoes its mistake."""
+    return settings.table("silver", "orders_dev")
+
+
+def versions(spark, settings) -> dict[str, int]:
+    """Every present workbook table's latest version, from its history."""
+    return {t: spark.sql(f"DESCRIBE HISTORY {t} LIMIT 1").first()["version"] for t in catalog.present(spark, settings)}
 
 
 def restore(spark, table: str) -> dict:

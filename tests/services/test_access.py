@@ -1,6 +1,6 @@
 """Governance observed on every backend: who sees what and which grants the catalog holds.
 
-The local backend runs for real (Spark's metastore, a second Spark process as another user).
+The local backend runs for real (Spark's metastore, a second Spark Connect session as another user).
 Databricks cannot run here: its `SHOW GRANTS` and information-schema answers come from a
 canned-answer STAND-IN session, while the computed outsider row runs its SQL on real Spark.
 The `unity` backend reads grants from the Unity Catalog REST stand-in (tests/unity_standin.py).
@@ -20,9 +20,12 @@ def test_seen_by_locally_runs_the_query_as_the_other_principal(spark, governed):
     seen = access.seen_by(spark, governed, SPEC[0], "analyst", WHO).set_index("principal")
     assert access.reader_source(governed, SPEC[0]) == governance.governed_view(governed, SPEC[0])
     assert seen.loc["analyst"].to_dict() == {"rows": 1, "countries": "Ireland", "an_email": "***@example.com",
-                                             "how": "a second Spark process as 'analyst'"}
+                                             "how": "a second Spark Connect session as 'analyst'"}
     me = seen.drop(index="analyst").iloc[0]
     assert (me.rows, me.an_email, me.how) == (2, "ana@example.com", "this session")
+    # The analyst's name stays with the analyst's session: this one is still its owner, unmasked.
+    again = spark.sql(WHO.format(source=access.reader_source(governed, SPEC[0]))).first()
+    assert (again.principal, again.rows, again.an_email) == (seen.drop(index="analyst").index[0], 2, "ana@example.com")
 
 
 def test_seen_by_on_unity_catalog_computes_the_outsider_from_the_spec(spark, governed):

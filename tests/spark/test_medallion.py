@@ -71,13 +71,34 @@ def notebook_upsert(tables, expectations):
     return namespace["upsert_to_silver"]
 
 
-@pytest.fixture
-def silver(spark, spark_stack, tmp_path):
-    settings = spark_stack.replace(schema_prefix=f"t{uuid.uuid4().hex[:8]}_", data_dir_override=str(tmp_path))
-    tables = medallion.ensure_tables(spark, settings)
-    yield tables, notebook_upsert(tables, EXPECTATIONS)
+@pytest.fixture(scope="module")
+def silver_template(spark_stack):
+    """Silver's tables, created once for this module (creating them is most of a test's time)."""
+    from lakehouse_helpers.spark import get_spark
+
+    settings = spark_stack.replace(schema_prefix=f"t{uuid.uuid4().hex[:8]}_")
+    yield medallion.ensure_tables(get_spark(settings, app_name="lakehouse-tests"), settings)
+    _drop_schemas(get_spark(settings, app_name="lakehouse-tests"), settings)
+
+
+def _drop_schemas(spark, settings) -> None:
     for schema in ("silver", "gold"):
         spark.sql(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
+
+
+@pytest.fixture
+def silver(spark, spark_stack, silver_template, tmp_path):
+    """Fresh, empty silver tables for one test, shallow clones of the template: the same columns,
+    constraints and properties, and a Delta log of their own (Delta's idempotent writes remember
+    each table's batch ids, so emptying shared tables would not do)."""
+    settings = spark_stack.replace(schema_prefix=f"t{uuid.uuid4().hex[:8]}_", data_dir_override=str(tmp_path))
+    tables = medallion.names(settings)
+    for schema in ("silver", "gold"):
+        spark.sql(f"CREATE SCHEMA {settings.schema(schema)}")
+    for name in ("silver", "rejected", "expectations_log", "batch_log", "fx_rates"):
+        spark.sql(f"CREATE TABLE {getattr(tables, name)} SHALLOW CLONE {getattr(silver_template, name)}")
+    yield tables, notebook_upsert(tables, EXPECTATIONS)
+    _drop_schemas(spark, settings)
 
 
 def counts(spark, tables) -> dict:

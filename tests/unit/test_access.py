@@ -1,6 +1,5 @@
-"""Governance observed on every backend: who sees what and which grants the catalog holds.
-
-The local backend runs for real (Spark's metastore, a second Spark process as another user).
+"""Governance observed on the backends that cannot run here: which grants the catalog holds and
+what the report reads (the local backend runs for real in tests/services/test_access.py).
 Databricks cannot run here: its `SHOW GRANTS` and information-schema answers come from a
 canned-answer STAND-IN session, while the computed outsider row runs its SQL on real Spark.
 The `unity` backend reads grants from the Unity Catalog REST stand-in (tests/unity_standin.py).

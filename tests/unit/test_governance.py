@@ -1,8 +1,6 @@
-"""Governance: the Databricks backend's exact statements (checked against a recording stand-in,
-since no workspace runs here), and the local backend enforced for real on Spark's metastore:
-comments and tags read back, grants recorded, a masked and filtered view that shows clear
-values to the owner and hides them from another principal (a second Spark process run as
-that user)."""
+"""Governance as statements, without Spark: the Databricks backend's exact statements (checked
+against a recording stand-in, since no workspace runs here) and the local backend's SQL (enforced
+for real in tests/services/test_governance.py)."""
 
 from __future__ import annotations
 
