@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import jvm
 from ..settings import Settings
+from . import pydaemon
 from ._hints import start_hint
 from ._process import ServiceError, port_open
 
@@ -136,8 +137,10 @@ def command(settings: Settings, base: Path, marker: str) -> list[str]:
 def environment(settings: Settings) -> dict[str, str]:
     # pip's pyspark has no RELEASE file, from which the launcher would read the Scala version.
     # Python workers (foreachBatch, the Auto Loader source, UDFs) run the venv's interpreter.
+    # PYTHONPATH: the server's Python daemons exit when idle (pydaemon.py says why).
     return {"SPARK_HOME": str(_spark_home()), "SPARK_SCALA_VERSION": "2.13", "SPARK_LOCAL_IP": "127.0.0.1",
-            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": str(pydaemon.SITE)}
 
 
 def check(settings: Settings) -> str:
