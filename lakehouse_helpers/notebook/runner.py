@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,12 @@ class NotebookResult:
     figures: dict = field(default_factory=dict)
     error: str = ""
     peak_memory_mb: int = 0  # the whole stack's, while this notebook ran (services, kernel, JVMs)
+    cells: list = field(default_factory=list)  # report.cell_times: every code cell's seconds
+
+    def slow_cells(self) -> list[dict]:
+        from .report import SLOW_CELL_S
+
+        return [c for c in self.cells if c["seconds"] > SLOW_CELL_S]
 
 
 def all_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -197,7 +204,7 @@ def run_notebooks(
 ) -> tuple[Path, list[NotebookResult]]:
     from ..spark import prune_scratch
     from .memory import MB, PeakMemory
-    from .report import read_figures
+    from .report import cell_times, read_figures
 
     paths = discover(notebooks_dir, only)
     params = check_parameters(paths, parameters or {})  # refused here, before anything runs
@@ -205,11 +212,10 @@ def run_notebooks(
     runs = settings.state_dir / "runs"
     out_dir = out_dir or _new_run_dir(runs, "" if complete else "-partial")
     out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[HEADLESS_ENV] = "1"
 
     results: list[NotebookResult] = []
     started = time.time()
-    with PeakMemory(settings) as memory:
+    with PeakMemory(settings) as memory, _headless():
         for path in paths:
             output = out_dir / path.name
             log.info(f"running {path.name} {params[path.name] or ''}".rstrip())
@@ -220,6 +226,7 @@ def run_notebooks(
             seconds = round(time.monotonic() - start, 1)
             results.append(NotebookResult(
                 path.name, status, seconds, str(output), read_figures(output), error, memory.section() // MB,
+                cell_times(output),
             ))
             if status != "ok":
                 break
@@ -242,6 +249,20 @@ def run_notebooks(
         latest.unlink(missing_ok=True)
         latest.symlink_to(out_dir.name)
     return out_dir, results
+
+
+@contextmanager
+def _headless():
+    """The kernels this run starts draw progress as text; the caller's environment is left as it was."""
+    before = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = before
 
 
 def kernel_log(settings: Settings) -> Path:
@@ -289,6 +310,7 @@ def format_summary(results: list[NotebookResult]) -> str:
         lines.append(f"{r.notebook:<{width}}  {r.status:<6}  {r.seconds:7.1f}  {r.peak_memory_mb:7,d}  {figures}")
         if r.error:
             lines.append(f"{'':<{width}}  error: {r.error}")
+        lines += [f"{'':<{width}}  slow cell {c['cell']}: {c['seconds']:.1f} s  {c['code']}" for c in r.slow_cells()]
     total = sum(r.seconds for r in results)
     peak = max(r.peak_memory_mb for r in results)
     lines.append(

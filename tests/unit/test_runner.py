@@ -13,11 +13,14 @@ import pytest
 
 from lakehouse_helpers.__main__ import parse_parameters
 from lakehouse_helpers.notebook import tools as nbtools
+from lakehouse_helpers.notebook.report import SLOW_CELL_S, cell_times
 from lakehouse_helpers.notebook.runner import (
     NOTEBOOKS_DIR,
+    NotebookResult,
     RunInputError,
     check_parameters,
     discover,
+    format_summary,
     unparsed_parameter_lines,
 )
 from lakehouse_helpers.settings import load_settings
@@ -114,3 +117,22 @@ def test_the_cli_refuses_bad_input_before_running_anything(tmp_path):
     assert not (tmp_path / "state" / "runs").exists()
 
 
+
+
+def test_every_code_cell_s_seconds_are_read_and_slow_ones_named_in_the_summary(tmp_path):
+    nb = {"cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# title"},
+        {"cell_type": "code", "metadata": {"papermill": {"duration": 0.25}}, "source": "x = 1\n"},
+        {"cell_type": "code", "metadata": {"tags": ["stream"], "papermill": {"duration": SLOW_CELL_S + 2}},
+         "source": ["# why it is slow\n", "query = df.writeStream.start()\n"]},
+        {"cell_type": "code", "metadata": {}, "source": "never ran\n"},
+    ]}
+    (tmp_path / "n.ipynb").write_text(json.dumps(nb))
+    times = cell_times(tmp_path / "n.ipynb")
+    assert times == [
+        {"cell": 2, "seconds": 0.25, "tags": [], "code": "x = 1"},
+        {"cell": 3, "seconds": SLOW_CELL_S + 2, "tags": ["stream"], "code": "query = df.writeStream.start()"},
+    ]
+    text = format_summary([NotebookResult("n.ipynb", "ok", 7.5, "n.ipynb", cells=times)])
+    assert f"slow cell 3: {SLOW_CELL_S + 2:.1f} s  query = df.writeStream.start()" in text
+    assert "cell 2" not in text
