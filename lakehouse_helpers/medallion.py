@@ -117,9 +117,20 @@ def ensure_tables(spark, settings: Settings) -> Names:
     spark.sql(f"CREATE TABLE IF NOT EXISTS {n.rejected} ({REJECTED_DDL}) USING DELTA")
     spark.sql(f"CREATE TABLE IF NOT EXISTS {n.expectations_log} ({LOG_SCHEMA}) USING DELTA")
     spark.sql(f"CREATE TABLE IF NOT EXISTS {n.batch_log} ({BATCH_LOG_DDL}) USING DELTA")
-    rates = ", ".join(f"('{c}', CAST({r} AS DECIMAL(10,6)))" for c, r in FX_RATES.items())
-    materialize(spark, n.fx_rates, f"SELECT * FROM VALUES {rates} AS fx(currency, usd_rate)")
+    if not _rates_held(spark, n.fx_rates):  # written once: a re-run adds no version, no file to compact
+        rates = ", ".join(f"('{c}', CAST({r} AS DECIMAL(10,6)))" for c, r in FX_RATES.items())
+        materialize(spark, n.fx_rates, f"SELECT * FROM VALUES {rates} AS fx(currency, usd_rate)")
     return n
+
+
+def _rates_held(spark, table: str) -> bool:
+    if not spark.catalog.tableExists(table):
+        return False
+    try:
+        held = {r["currency"]: f"{r['usd_rate']:.6f}" for r in spark.table(table).collect()}
+    except (KeyError, TypeError, ValueError):  # other columns: materialize starts the table anew
+        return False
+    return held == FX_RATES
 
 
 def materialize(spark, table: str, select_sql: str) -> int:

@@ -34,12 +34,17 @@ the Databricks documentation gives for `cloudFiles`: one line per behaviour, and
 - a file larger than the reader's memory is read in bounded memory (JSON Lines in blocks of lines,
   Parquet in row batches): test_large_files_in_bounded_memory (in test_autoloader_reading.py)
 
-Every behaviour runs on the local filesystem and on S3 (s3a:// paths; the `place` fixture: [local] and
-[s3]) except the last: the bounded-memory test writes a 200 MB file per format and measures the
-reader's own peak memory in a subprocess, on local disk only, since uploading and reading 400 MB
-through the S3 server would add minutes to the suite (both storages are read through the same
-pyarrow filesystem, `autoloader.filesystem`). Stream outputs and checkpoints are local Delta
-tables in every test. The files and the stream each test uses are in tests/autoloader_places.py.
+A behaviour that touches storage runs on the local filesystem and on S3 (s3a:// paths; the `place`
+fixture: [local] and [s3]): the formats, the schema history, inference's sample, partition folders,
+the rescued file path, new columns recorded, discovery (includeExistingFiles, read limits, exactly
+once across restarts). A behaviour decided from the rows and the schema alone (types, hints,
+rescue and evolution modes, restarts, options, misfits) runs on local disk only (`LOCAL_ONLY`):
+both storages are read and written through the same pyarrow filesystem (`autoloader.filesystem`),
+and the S3 copies of those rows added two minutes to the suite and proved nothing more. So do the
+kill test (its checkpoint is local either way; the file log's commit on S3 is proved by exactly
+once across restarts) and the bounded-memory test, which writes a 200 MB file per format and
+measures the reader's own peak memory in a subprocess. Stream outputs and checkpoints are local
+Delta tables in every test. The files and the stream each test uses are in tests/autoloader_places.py.
 """
 
 from __future__ import annotations
@@ -66,8 +71,12 @@ from tests.autoloader_places import (
 
 @pytest.fixture(params=["local", "s3"])
 def place(request, stack, tmp_path):
-    """Each conformance test runs on the local filesystem and on the S3 server."""
+    """A behaviour that touches storage runs on the local filesystem and on the S3 server."""
     return Place(request.param, tmp_path, stack)
+
+
+# A behaviour decided from the rows and the schema alone, whatever storage held the file.
+LOCAL_ONLY = pytest.mark.parametrize("place", ["local"], indirect=True)
 
 
 def test_formats(spark, place):
@@ -93,6 +102,7 @@ def test_inference_records_version_0(spark, place):
     assert raw[0] == "v1" and json.loads(raw[1])["fields"][0] == ["id", "string"]
 
 
+@LOCAL_ONLY
 def test_inference_strings_by_default(spark, place):
     write_json(place, "j/src/a.json", [{"id": 1, "price": 2.5, "ok": True, "tags": ["x"]}])
     write_csv(place, "c/src/a.csv", ["id", "price"], [[1, 2.5]])
@@ -106,6 +116,7 @@ def test_inference_strings_by_default(spark, place):
     assert c.schema() == {"id": "string", "price": "string", "_rescued_data": "string"}
 
 
+@LOCAL_ONLY
 def test_infer_column_types(spark, place):
     write_json(place, "j/src/a.json", [{"id": 1, "price": 2, "ok": True}, {"id": 2, "price": 2.5, "ok": False}])
     write_csv(place, "c/src/a.csv", ["id", "price", "name"], [[1, 2.5, "x"], [3, 4, "y"]])
@@ -133,6 +144,7 @@ def test_inference_sample_is_bounded(spark, place):
     assert set(by_bytes.schema()) == {"a", "_rescued_data"}  # the first file is always sampled
 
 
+@LOCAL_ONLY
 def test_parquet_merges_to_widest_type(spark, place):
     import pyarrow as pa
 
@@ -154,6 +166,7 @@ def test_partition_columns_from_folders(spark, place):
     assert [str(r["ingestion_date"]) for r in s.rows("id")] == ["2026-01-05", "2026-01-06"]
 
 
+@LOCAL_ONLY
 def test_schema_hints(spark, place):
     write_json(place, "src/a.json", [{"quantity": "3", "event_ts": "2026-01-05T08:00:00Z", "price": 1}])
     s = Stream(spark, place, "", "json", schema_hints="quantity int, event_ts timestamp, extra string")
@@ -179,6 +192,7 @@ def test_rescued_data_column(spark, place):
     assert json.loads(case["_rescued_data"])["NAME"] == "case"
 
 
+@LOCAL_ONLY
 def test_rescued_data_column_name(spark, place):
     write_json(place, "src/a.json", [{"id": "x"}])
     s = Stream(spark, place, "", "json", schema_hints="id int", rescued_data_column="_bad")
@@ -205,6 +219,7 @@ def test_add_new_columns(spark, place):
     assert rows[1]["n"] is None and json.loads(rows[1]["_rescued_data"])["n"] == 2.5  # ...the value is rescued
 
 
+@LOCAL_ONLY
 def test_rescue_mode(spark, place):
     write_json(place, "src/a.json", [{"id": 1}])
     s = Stream(spark, place, "", "json", schema_evolution_mode="rescue")
@@ -215,6 +230,7 @@ def test_rescue_mode(spark, place):
     assert json.loads(s.rows("id")[1]["_rescued_data"])["promo"] == "P"
 
 
+@LOCAL_ONLY
 def test_fail_on_new_columns(spark, place):
     write_json(place, "src/a.json", [{"id": 1}])
     s = Stream(spark, place, "", "json", schema_evolution_mode="failOnNewColumns")
@@ -229,6 +245,7 @@ def test_fail_on_new_columns(spark, place):
     assert [r["promo"] for r in s.rows("id")] == [None, "P"]
 
 
+@LOCAL_ONLY
 def test_none_mode(spark, place):
     from pyspark.sql.types import StructType
 
@@ -268,6 +285,7 @@ def test_read_limits(spark, place):
     assert _batches(by_bytes.run()) == [2, 2, 1]
 
 
+@LOCAL_ONLY
 def test_available_now_stops(spark, place):
     for i in range(3):
         write_json(place, f"src/f{i}.json", [{"id": i}])
@@ -292,6 +310,7 @@ def test_exactly_once_across_restarts(spark, place):
     assert len(counts) == 7 and set(counts.values()) == {10}
 
 
+@LOCAL_ONLY
 def test_killed_process_restarts_exactly_once(spark, test_env, place):
     files, interval_s, kill_after = 12, 3.0, 2
     for i in range(files):
@@ -321,6 +340,7 @@ def test_killed_process_restarts_exactly_once(spark, test_env, place):
     assert len(counts) == files and set(counts.values()) == {25}
 
 
+@LOCAL_ONLY
 def test_run_with_restarts(spark, place):
     write_json(place, "src/a.json", [{"id": 1}])
     s = Stream(spark, place, "", "json")
@@ -335,6 +355,7 @@ def test_run_with_restarts(spark, place):
         al.run_with_restarts(s.start, max_restarts=0)
 
 
+@LOCAL_ONLY
 def test_bad_options(spark, place):
     settings, src = place.settings, place.url("src")
     write_json(place, "src/a.json", [{"id": 1}])
@@ -359,6 +380,7 @@ def _large_clean_file(place: Place, rel: str, rows: int = 20_000) -> str:
                                    for i in range(rows)])
 
 
+@LOCAL_ONLY
 def test_misfits_rescued_amid_a_large_batch(spark, place):
     path = _large_clean_file(place, "src/big.json")
     s = Stream(spark, place, "", "json", schema_hints="id bigint, n int, ts timestamp")
@@ -374,6 +396,7 @@ def test_misfits_rescued_amid_a_large_batch(spark, place):
     assert [r["n"] for r in clean[:3]] == [0, 1, 2] and clean[-1]["n"] == 19_999 and clean[-1]["ts"].hour == 8
 
 
+@LOCAL_ONLY
 def test_only_misfits_take_the_python_path(place, monkeypatch):
     from lakehouse_helpers.autoloader import batches
 

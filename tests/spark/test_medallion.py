@@ -73,11 +73,12 @@ def notebook_upsert(tables, expectations):
 
 @pytest.fixture(scope="module")
 def silver_template(spark_stack):
-    """Silver's tables, created once for this module (creating them is most of a test's time)."""
+    """Silver's tables, created once for this module (creating them is most of a test's time):
+    (settings, names)."""
     from lakehouse_helpers.spark import get_spark
 
     settings = spark_stack.replace(schema_prefix=f"t{uuid.uuid4().hex[:8]}_")
-    yield medallion.ensure_tables(get_spark(settings, app_name="lakehouse-tests"), settings)
+    yield settings, medallion.ensure_tables(get_spark(settings, app_name="lakehouse-tests"), settings)
     _drop_schemas(get_spark(settings, app_name="lakehouse-tests"), settings)
 
 
@@ -88,17 +89,33 @@ def _drop_schemas(spark, settings) -> None:
 
 @pytest.fixture
 def silver(spark, spark_stack, silver_template, tmp_path):
-    """Fresh, empty silver tables for one test, shallow clones of the template: the same columns,
+    """Fresh, empty silver tables for one test, made LIKE the template: the same columns,
     constraints and properties, and a Delta log of their own (Delta's idempotent writes remember
-    each table's batch ids, so emptying shared tables would not do)."""
+    each table's batch ids, so emptying shared tables would not do). LIKE takes 0.3 s a table,
+    a SHALLOW CLONE 1.2 s; the fx rates, the one table with rows, are copied."""
     settings = spark_stack.replace(schema_prefix=f"t{uuid.uuid4().hex[:8]}_", data_dir_override=str(tmp_path))
     tables = medallion.names(settings)
     for schema in ("silver", "gold"):
         spark.sql(f"CREATE SCHEMA {settings.schema(schema)}")
-    for name in ("silver", "rejected", "expectations_log", "batch_log", "fx_rates"):
-        spark.sql(f"CREATE TABLE {getattr(tables, name)} SHALLOW CLONE {getattr(silver_template, name)}")
+    for name in ("silver", "rejected", "expectations_log", "batch_log"):
+        spark.sql(f"CREATE TABLE {getattr(tables, name)} LIKE {getattr(silver_template[1], name)}")
+    spark.sql(f"CREATE TABLE {tables.fx_rates} USING DELTA AS SELECT * FROM {silver_template[1].fx_rates}")
     yield tables, notebook_upsert(tables, EXPECTATIONS)
     _drop_schemas(spark, settings)
+
+
+def test_ensure_tables_again_adds_no_version_to_any_table(spark, silver_template):
+    """06's set-up cell on a re-run: every table, the fx rates included, keeps its version."""
+    settings, tables = silver_template
+    names = [getattr(tables, n) for n in ("silver", "rejected", "expectations_log", "batch_log", "fx_rates")]
+
+    def versions():
+        return {t: spark.sql(f"DESCRIBE HISTORY {t} LIMIT 1").first()["version"] for t in names}
+
+    before = versions()
+    medallion.ensure_tables(spark, settings)
+    assert versions() == before
+    assert {r["currency"]: f"{r['usd_rate']:.6f}" for r in spark.table(tables.fx_rates).collect()} == medallion.FX_RATES
 
 
 def counts(spark, tables) -> dict:
