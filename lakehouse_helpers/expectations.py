@@ -15,7 +15,7 @@ server and on Databricks serverless.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ACTIONS = ("warn", "drop", "fail")
 FAILED_COLUMN = "_failed_expectations"
@@ -54,6 +54,7 @@ class Evaluation:
     df: object  # the batch with the failed-expectations column
     rows: int
     failed: dict[str, int]  # expectation name -> failing rows
+    extra: dict[str, int] = field(default_factory=dict)  # evaluate's `extra` aggregates
 
     def passed(self, name: str) -> int:
         return self.rows - self.failed[name]
@@ -66,9 +67,10 @@ def validate(expectations: list[Expectation]) -> None:
         raise ValueError(f"expectation names must be unique, repeated: {duplicated}")
 
 
-def evaluate(df, expectations: list[Expectation], persist: bool = False) -> Evaluation:
+def evaluate(df, expectations: list[Expectation], persist: bool = False, extra: dict | None = None) -> Evaluation:
     """Mark every row with the expectations it fails and count them in one pass. With `persist`
-    the marked batch is cached for the writes that follow (the caller unpersists `df`)."""
+    the marked batch is cached for the writes that follow (the caller unpersists `df`). `extra`:
+    more aggregates over the marked rows (name -> Column), counted in the same pass."""
     from pyspark.sql import functions as F
 
     validate(expectations)
@@ -79,10 +81,11 @@ def evaluate(df, expectations: list[Expectation], persist: bool = False) -> Eval
         marked = marked.persist()
     aggs = [F.count(F.lit(1)).alias("_rows")] + [
         F.sum(F.array_contains(FAILED_COLUMN, e.name).cast("long")).alias(e.name) for e in expectations
-    ]
+    ] + [column.alias(f"_extra_{name}") for name, column in (extra or {}).items()]
     counts = marked.agg(*aggs).first()
     rows = int(counts["_rows"])
-    return Evaluation(marked, rows, {e.name: int(counts[e.name] or 0) for e in expectations})
+    return Evaluation(marked, rows, {e.name: int(counts[e.name] or 0) for e in expectations},
+                      {name: int(counts[f"_extra_{name}"] or 0) for name in (extra or {})})
 
 
 def raise_on_fail(evaluation: Evaluation, expectations: list[Expectation], batch_id: int | None = None,

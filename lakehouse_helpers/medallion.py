@@ -227,6 +227,7 @@ class CheckedBatch:
     evaluation: Evaluation
     passed: object  # DataFrame of clean rows that passed every drop/fail expectation (silver columns)
     rejected_rows: int
+    events: int  # distinct events among the passed rows: the rows first_per_event keeps
 
 
 def _append(df, table: str, batch_id: int) -> None:
@@ -246,40 +247,39 @@ def check_batch(batch_df, batch_id: int, expectations: list[Expectation], n: Nam
     from pyspark.sql import functions as F
 
     spark = batch_df.sparkSession
-    evaluation = evaluate(clean(batch_df), expectations, persist=True)
+    keep = ~drop_condition(expectations)
+    # One pass counts every expectation, the rows to reject and the events to merge (a struct:
+    # a null event_id is one event, as first_per_event groups it).
+    evaluation = evaluate(clean(batch_df), expectations, persist=True, extra={
+        "rejected": F.sum((~keep).cast("long")), "events": F.count_distinct(F.when(keep, F.struct("event_id")))})
     marked = evaluation.df
     try:
         raise_on_fail(evaluation, expectations, batch_id, hide=("_bronze",))
-        dropped = marked.where(drop_condition(expectations))
-        rejected = dropped.select(
+        rejected = marked.where(~keep).select(
             "event_id", F.col(FAILED_COLUMN).alias("failed_expectations"), F.to_json("_bronze").alias("record"),
             "source_file", F.lit(batch_id).cast("bigint").alias("silver_batch"),
             F.current_timestamp().alias("rejected_at"),
         )
-        rejected_rows = rejected.count()
-        _append(rejected, n.rejected, batch_id)
+        if evaluation.extra["rejected"]:  # nothing to reject: no empty commit
+            _append(rejected, n.rejected, batch_id)
         log = spark.createDataFrame(metrics(evaluation, expectations, batch_id)).select(
             F.col("batch_id").cast("bigint"), "expectation", "predicate", "action",
             F.col("passed").cast("bigint"), F.col("failed").cast("bigint"), F.current_timestamp().alias("logged_at"),
         )
         _append(log, n.expectations_log, batch_id)
-        passed = (
-            marked.where(~drop_condition(expectations))
-            .withColumn("silver_batch", F.lit(batch_id).cast("bigint"))
-            .select(*SILVER_COLUMNS)
-        )
-        return CheckedBatch(batch_id, evaluation, passed, rejected_rows)
+        passed = marked.where(keep).withColumn("silver_batch", F.lit(batch_id).cast("bigint")).select(*SILVER_COLUMNS)
+        return CheckedBatch(batch_id, evaluation, passed, evaluation.extra["rejected"], evaluation.extra["events"])
     except BaseException:
         marked.unpersist()
         raise
 
 
-def log_batch(spark, n: Names, checked: CheckedBatch, updates_rows: int, merge_result) -> dict:
+def log_batch(spark, n: Names, checked: CheckedBatch, merge_result) -> dict:
     """The batch's accounting: bronze rows = inserted + rejected + duplicates removed. Last step
     of a batch: it releases the batch's cached rows."""
     checked.evaluation.df.unpersist()
     inserted = int(merge_result["num_inserted_rows"]) if merge_result is not None else 0
-    passed = checked.evaluation.rows - checked.rejected_rows
+    passed, updates_rows = checked.evaluation.rows - checked.rejected_rows, checked.events
     row = {
         "silver_batch": checked.batch_id, "bronze_rows": checked.evaluation.rows,
         "rejected_rows": checked.rejected_rows, "passed_rows": passed,
