@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import re
 import shlex
 import sys
 
@@ -12,6 +13,8 @@ from .settings import SettingsError, load_settings
 
 
 def _parse_value(text: str):
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text.strip()):  # EVENTS=100,000 is a number, not a tuple (100, 0)
+        return int(text.replace(",", ""))
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -3,9 +3,10 @@ so `make help` can list them before anything is installed.
 
     python -m lakehouse_helpers.notebook.params     # the listing `make help` prints
 
-A parameters cell holds one typed, commented literal per line, as papermill documents them:
+A parameters cell holds one typed, commented literal per line, as papermill documents them;
+a number's comment ends with the range the runner accepts, `[low..high]` (either end open):
 
-    events: int = 2_000  # how many order-line events to generate
+    events: int = 2_000  # how many order-line events to generate [1..10_000_000]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ast
 import io
 import json
 import os
+import re
 import sys
 import tokenize
 from pathlib import Path
@@ -21,6 +23,17 @@ from pathlib import Path
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 USAGE = 'make run PARAMS="name=value ..."'
 EXAMPLE = 'make run NOTEBOOKS=02 PARAMS="mode=live live_seconds=120"'
+
+
+RANGE = re.compile(r"\[(-?[\d_.]*)\.\.(-?[\d_.]*)\]\s*$")
+
+
+def range_of(help_: str) -> tuple[float | None, float | None]:
+    """(low, high) from a comment ending in `[low..high]`; None for an open end or no range."""
+    found = RANGE.search(help_ or "")
+    if not found:
+        return None, None
+    return tuple(float(end.replace("_", "")) if end else None for end in found.groups())
 
 
 def parameters_source(nb: dict) -> str | None:

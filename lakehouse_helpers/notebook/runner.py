@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..settings import Settings
 from .fds import output_to
+from .params import range_of
 
 log = logging.getLogger(__name__)
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -114,11 +115,21 @@ def coerce(name: str, value, declared: dict, notebook: str):
         return value.lower() == "true"
     allowed = TYPES.get(kind or "")
     if allowed is None or (isinstance(value, allowed) and not (kind != "bool" and isinstance(value, bool))):
-        return float(value) if kind == "float" else value
+        value = float(value) if kind == "float" else value
+        low, high = range_of(declared.get("help") or "") if kind in ("int", "float") else (None, None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"{_number(low) if low is not None else 'any'} to {_number(high) if high is not None else 'any'}"
+            raise RunInputError(f"Parameter {name} of {notebook} must be from {span} ({declared.get('help')}); "
+                                f"got {value!r}.")
+        return value
     raise RunInputError(
         f"Parameter {name} of {notebook} must be of type {kind} (default {declared.get('default')}: "
         f"{declared.get('help') or 'no description'}); got {value!r} ({type(value).__name__})."
     )
+
+
+def _number(x: float) -> str:
+    return f"{x:,g}" if x != int(x) else f"{int(x):,}"
 
 
 def check_parameters(paths: list[Path], parameters: dict) -> dict[str, dict]:

@@ -13,6 +13,7 @@ import pytest
 
 from lakehouse_helpers.__main__ import parse_parameters
 from lakehouse_helpers.notebook import tools as nbtools
+from lakehouse_helpers.notebook.params import notebook_parameters, range_of
 from lakehouse_helpers.notebook.report import SLOW_CELL_S, cell_times
 from lakehouse_helpers.notebook.runner import (
     NOTEBOOKS_DIR,
@@ -87,6 +88,21 @@ def test_a_value_of_the_wrong_type_is_refused_naming_parameter_and_type():
     assert checked["03_export_delta_to_s3.ipynb"] == {"quality_gate": False}
 
 
+def test_a_number_out_of_its_declared_range_is_refused_naming_the_range():
+    for name, value, span in (("events", 0, "1 to 10,000,000"), ("events", -5, "1 to 10,000,000"),
+                              ("late_rate", 1.5, "0 to 1"), ("seed", -1, "0 to any")):
+        with pytest.raises(RunInputError, match=f"{name} of 01_produce_events.ipynb must be from {span} .*got"):
+            check_parameters(discover(only=["01"]), {name: value})
+    assert check_parameters(discover(only=["01"]), {"events": 10_000_000, "late_rate": 1})[
+        "01_produce_events.ipynb"] == {"events": 10_000_000, "late_rate": 1.0}
+
+
+def test_every_number_parameter_declares_its_range():
+    unranged = [f"{p.name}: {r['name']}" for p in discover() for r in notebook_parameters(p)
+                if r["type"] in ("int", "float") and range_of(r["help"]) == (None, None)]
+    assert not unranged, f"end each number's comment with its range, e.g. [0..1]: {unranged}"
+
+
 @pytest.mark.parametrize("name", ["aws_secret_access_key", "token", "db_password", "api_key"])
 def test_a_parameter_that_looks_like_a_secret_is_refused(name, tmp_path):
     with pytest.raises(RunInputError, match=f"{name} looks like a secret"):
@@ -97,6 +113,7 @@ def test_a_parameter_that_looks_like_a_secret_is_refused(name, tmp_path):
 
 
 def test_params_words_keep_quoting_and_refuse_what_is_not_name_value():
+    assert parse_parameters([["events", "100,000"]]) == {"events": 100_000}  # a number, not the tuple (100, 0)
     params = parse_parameters([["events", "5_000"]],
         "mode=live live_seconds=60 mistaken_delete=\"currency IN ('EUR')\"")
     assert params == {"events": 5000, "mode": "live", "live_seconds": 60, "mistaken_delete": "currency IN ('EUR')"}
