@@ -137,12 +137,15 @@ def _run(settings, args) -> int:
     print()
     print(format_summary(results))
     kind = run_kind(out_dir)
-    note = {"partial": " (a partial run: runs/latest still points at the last complete run)",
-            "failed": " (a failed run: runs/latest still points at the last complete run)"}.get(kind, "")
+    note = {k: f" (a {k} run: runs/latest still points at the last complete run)"
+            for k in ("partial", "failed", "interrupted")}.get(kind, "")
     print(f"\nExecuted notebooks and summary.json: {out_dir}{note}")
     if (out_dir / "lineage.png").exists():
         print(f"Lineage picture: {out_dir / 'lineage.png'}")
     failed = [r for r in results if r.status != "ok"]
+    if failed and failed[0].status == "interrupted":
+        print(f"\nINTERRUPTED: {failed[0].notebook} (Ctrl-C)", file=sys.stderr)
+        return 130  # the shell's code for a command ended by SIGINT
     if failed:
         print(f"\nFAILED: {failed[0].notebook}: {failed[0].error}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 Executed notebooks go to `<state_dir>/runs/<run id>/`. A run of every notebook that succeeds is
 complete and `<state_dir>/runs/latest` points at it; a run of some notebooks (`--only`) is
-`<id>-partial`, a run that failed `<id>-failed`, and neither moves `latest`. A failing notebook
+`<id>-partial`, a run that failed `<id>-failed`, one stopped by Ctrl-C `<id>-interrupted`, and
+none of these moves `latest`. A failing notebook
 stops the run and is named with the cell that failed. Inputs are checked before anything runs:
 a selection that matches no notebook, a parameter no selected notebook declares, or a value of
 the wrong type is refused with what was wrong and what is valid.
@@ -215,7 +216,6 @@ def run_notebooks(
 ) -> tuple[Path, list[NotebookResult]]:
     from ..spark import prune_scratch
     from .memory import MB, PeakMemory
-    from .report import cell_times, read_figures
 
     paths = discover(notebooks_dir, only)
     params = check_parameters(paths, parameters or {})  # refused here, before anything runs
@@ -228,23 +228,13 @@ def run_notebooks(
     started = time.time()
     with PeakMemory(settings) as memory, _headless():
         for path in paths:
-            output = out_dir / path.name
-            log.info(f"running {path.name} {params[path.name] or ''}".rstrip())
-            start = time.monotonic()
-            memory.section()
-            with output_to(kernel_log(settings)):  # what kernels print themselves: kept, not shown
-                status, error = _execute(path, output, params[path.name])
-            seconds = round(time.monotonic() - start, 1)
-            results.append(NotebookResult(
-                path.name, status, seconds, str(output), read_figures(output), error, memory.section() // MB,
-                cell_times(output),
-            ))
-            if status != "ok":
+            results.append(_run_one(settings, path, out_dir / path.name, params[path.name], memory))
+            if results[-1].status != "ok":
                 break
-    failed = any(r.status != "ok" for r in results)
-    kind = "failed" if failed else "complete" if complete else "partial"
-    if failed and out_dir.parent == runs:
-        out_dir = out_dir.rename(out_dir.with_name(out_dir.name.removesuffix("-partial") + "-failed"))
+    stopped = next((r.status for r in results if r.status != "ok"), "")  # failed or interrupted
+    kind = stopped or ("complete" if complete else "partial")
+    if stopped and out_dir.parent == runs:
+        out_dir = out_dir.rename(out_dir.with_name(f"{out_dir.name.removesuffix('-partial')}-{stopped}"))
         for r in results:
             r.output = str(out_dir / Path(r.output).name)
     summary = {
@@ -260,6 +250,25 @@ def run_notebooks(
         latest.unlink(missing_ok=True)
         latest.symlink_to(out_dir.name)
     return out_dir, results
+
+
+def _run_one(settings: Settings, path: Path, output: Path, params: dict, memory) -> NotebookResult:
+    """One notebook, its figures, cell times and the stack's peak memory while it ran. Ctrl-C
+    ends it as `interrupted`, so the run's folder and summary say what happened."""
+    from .memory import MB
+    from .report import cell_times, read_figures
+
+    log.info(f"running {path.name} {params or ''}".rstrip())
+    start = time.monotonic()
+    memory.section()
+    try:
+        with output_to(kernel_log(settings)):  # what kernels print themselves: kept, not shown
+            status, error = _execute(path, output, params)
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted (Ctrl-C); the cells before it ran, the rest did not"
+    seconds = round(time.monotonic() - start, 1)
+    return NotebookResult(path.name, status, seconds, str(output), read_figures(output), error,
+                          memory.section() // MB, cell_times(output))
 
 
 @contextmanager

@@ -153,3 +153,27 @@ def test_every_code_cell_s_seconds_are_read_and_slow_ones_named_in_the_summary(t
     text = format_summary([NotebookResult("n.ipynb", "ok", 7.5, "n.ipynb", cells=times)])
     assert f"slow cell 3: {SLOW_CELL_S + 2:.1f} s  query = df.writeStream.start()" in text
     assert "cell 2" not in text
+
+
+def test_ctrl_c_ends_the_run_as_interrupted_with_its_summary_and_latest_unmoved(tmp_path, monkeypatch):
+    from lakehouse_helpers.notebook import runner
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for name in ("01_first.ipynb", "02_second.ipynb", "03_third.ipynb"):
+        (notebooks / name).write_text(json.dumps(_notebook("n: int = 1  # a number [0..]", "pass")))
+
+    def execute(path, output, params):  # no kernel: the first notebook runs, Ctrl-C in the second
+        if path.name.startswith("02"):
+            raise KeyboardInterrupt
+        output.write_text(path.read_text())
+        return "ok", ""
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    settings = local_settings(tmp_path)
+    out_dir, results = runner.run_notebooks(settings, notebooks_dir=notebooks)  # tier: _execute replaced, no kernel
+    assert [(r.notebook[:2], r.status) for r in results] == [("01", "ok"), ("02", "interrupted")]
+    assert out_dir.name.endswith("-interrupted") and out_dir.parent == settings.state_dir / "runs"
+    assert json.loads((out_dir / "summary.json").read_text())["kind"] == "interrupted"
+    assert not (settings.state_dir / "runs" / "latest").exists()
+    assert "interrupted" in format_summary(results)
