@@ -26,7 +26,7 @@ override PARAMS := $(value PARAMS)
 export PARAMS
 endif
 
-.PHONY: help setup run test test-unit test-quick lint lab strip bench services-up services-down services-status doctor clean distclean deploy-databricks
+.PHONY: help setup run reset test test-unit test-quick lint lab strip bench services-up services-down services-status doctor clean distclean deploy-databricks
 
 help:  ## list the targets and every notebook parameter
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -110,6 +110,9 @@ bench: setup services-up  ## scoreboard: each stage's rate next to its native li
 # Host and token come from DATABRICKS_HOST/DATABRICKS_TOKEN or DATABRICKS_CONFIG_PROFILE, never from here.
 deploy-databricks: $(VENV)/.installed  ## deploy notebooks 00, 05-07 as one Databricks job (RUN=1: run it and follow; DRY_RUN=1: print the requests only)
 	@$(CLI) deploy $(if $(RUN),--run) $(if $(DRY_RUN),--dry-run)
+
+reset: setup services-up  ## the data back to before notebook 01 (topic, tables, landing, checkpoints); keeps .venv, jars, services, runs
+	@$(CLI) reset
 
 clean: services-down  ## remove all generated state (.lakehouse/): jars, service data, tables, outputs
 	rm -rf $(STATE)

@@ -1,4 +1,4 @@
-"""python -m lakehouse_helpers services up|down|status | doctor | run | bench | deploy"""
+"""python -m lakehouse_helpers services up|down|status | doctor | run | reset | bench | deploy"""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     svc.add_argument("action", choices=["up", "down", "status"])
     svc.add_argument("names", nargs="*", help="kafka, s3, metastore, spark (default: all)")
     sub.add_parser("doctor", help="check packages, Java, jars and services")
+    sub.add_parser("reset", help="the data back to before notebook 01; keeps the virtualenv, jars, services, runs")
     run = sub.add_parser("run", help="run the notebooks in order with papermill")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--params", default="", metavar="'NAME=VALUE ...'", help="more parameters as shell-like words")
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import services
 
     commands = {"services": _services, "doctor": _doctor, "run": _run, "deploy": _deploy, "bench": _bench,
-                "notebooks": lambda _settings, a: _notebooks(a)}
+                "reset": _reset, "notebooks": lambda _settings, a: _notebooks(a)}
     try:
         return commands[args.command](settings, args)
     except services.ServiceError as exc:
@@ -103,10 +104,23 @@ def _services(settings, args) -> int:
     else:
         bad = 0
         for st in services.status(settings):
-            owner = f"pid {st.pid}" if st.managed else "not started by this project"
+            owner = (f"pid {st.pid}" if st.managed else "running, not started by this project" if st.healthy
+                     else "stopped")
             print(f"{'UP  ' if st.healthy else 'DOWN'}  {st.name:10s} {st.endpoint:45s} {owner}; {st.detail}")
             bad += not st.healthy
         return 1 if bad else 0
+    return 0
+
+
+def _reset(settings, args) -> int:
+    from .reset import ResetRefused, reset
+
+    try:
+        report = reset(settings)
+    except ResetRefused as exc:
+        print(f"Nothing was reset: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
     return 0
 
 

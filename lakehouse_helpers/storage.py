@@ -116,6 +116,17 @@ def list_keys(settings: Settings, prefix: str = "") -> list[str]:
     return keys
 
 
+def delete_keys(settings: Settings, prefix: str = "") -> int:
+    """Delete every object under `prefix` in the settings' bucket; how many there were."""
+    client, deleted = s3_client(settings), 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=settings.s3_bucket, Delete={"Objects": keys})
+            deleted += len(keys)
+    return deleted
+
+
 def error_kind(exc) -> str:
     """What a botocore ClientError from a bucket request means: "access_denied" (HTTP 403: wrong
     keys, or keys without rights on the bucket), "no_bucket" (404), else "other". A HEAD answer

@@ -3,14 +3,14 @@ user's tables are never touched, and all of it removed afterwards."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..services.kafka import delete_topics
 from ..settings import Settings
-from ..storage import ensure_bucket, s3_client
+from ..storage import delete_keys, ensure_bucket, s3_client
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def discard(spark, settings: Settings) -> None:
     catalog = settings.spark_catalog_name
     for row in spark.sql(f"SHOW SCHEMAS IN {catalog} LIKE '{settings.schema_prefix}*'").collect():
         spark.sql(f"DROP SCHEMA IF EXISTS {catalog}.{row[0]} CASCADE")
-    _delete_topics(settings, [settings.kafka_topic])
+    delete_topics(settings, [settings.kafka_topic], client_id="lakehouse-bench")
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     _delete_bucket(settings)
 
@@ -64,30 +64,12 @@ def discard(spark, settings: Settings) -> None:
 def _delete_bucket(settings: Settings) -> None:
     from botocore.exceptions import ClientError
 
-    client = s3_client(settings)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=settings.s3_bucket, Delete={"Objects": keys})
+    delete_keys(settings)
     try:
-        client.delete_bucket(Bucket=settings.s3_bucket)
+        s3_client(settings).delete_bucket(Bucket=settings.s3_bucket)
     except ClientError as exc:
         # The embedded server's filesystem backend can keep an empty folder that Spark's staging
         # left (no key lists it): the bucket then stays, empty.
         if exc.response.get("Error", {}).get("Code") != "BucketNotEmpty":
             raise
         print(f"note: bucket {settings.s3_bucket} is empty but could not be deleted ({exc})")
-
-
-def _delete_topics(settings: Settings, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.errors import UnknownTopicOrPartitionError
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="lakehouse-bench")
-    try:
-        existing = [t for t in topics if t in admin.list_topics()]
-        with contextlib.suppress(UnknownTopicOrPartitionError):
-            if existing:
-                admin.delete_topics(existing)
-    finally:
-        admin.close()

@@ -163,3 +163,29 @@ def ensure_topic(settings: Settings, topic: str, partitions: int = 1) -> bool:
         return False
     finally:
         admin.close()
+
+
+def delete_topics(settings: Settings, topics: list[str], client_id: str = "lakehouse-setup") -> list[str]:
+    """Delete those of `topics` that exist and wait until the broker no longer lists them (a
+    deletion is asynchronous: a topic created again too early would be refused); the deleted."""
+    import contextlib
+    import time
+
+    from kafka import KafkaAdminClient
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=client_id)
+    try:
+        existing = [t for t in topics if t in admin.list_topics()]
+        if existing:
+            with contextlib.suppress(UnknownTopicOrPartitionError):  # deleted meanwhile by someone else
+                admin.delete_topics(existing)
+        deadline = time.monotonic() + 30
+        while set(existing) & set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"Kafka still lists {existing} 30 s after deleting them.", service=NAME,
+                                   address=settings.kafka_bootstrap, fix="Run the command again.")
+            time.sleep(0.2)
+        return existing
+    finally:
+        admin.close()
