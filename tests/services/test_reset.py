@@ -25,7 +25,7 @@ def _end_offset(settings, topic: str) -> int:
 
 def test_reset_removes_the_workbook_s_data_and_keeps_the_rest(lake, spark):
     with pytest.raises(ResetRefused, match="local profile only"):  # refused before it touches anything
-        reset(lake.replace(profile="aws"), spark)
+        reset(lake.replace(profile="external"), spark)
     s = lake.replace(schema_prefix=f"r{uuid.uuid4().hex[:8]}_", s3_bucket=f"reset-{uuid.uuid4().hex[:8]}")
     storage.ensure_bucket(s)
     kafka_service.ensure_topic(s, s.kafka_topic)
