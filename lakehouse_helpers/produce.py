@@ -172,7 +172,7 @@ def _held(settings: Settings, topic: str, bid: str, start: dict[int, int], idle_
 
 def _progress_bar():
     """A widget in JupyterLab; plain text when the runner executes the notebook headless."""
-    from .notebook.runner import HEADLESS_ENV
+    from .settings import HEADLESS_ENV
 
     if os.environ.get(HEADLESS_ENV):
         from tqdm import tqdm

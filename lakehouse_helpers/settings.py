@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Set by the notebook runner for the kernels it starts: progress is drawn as text, not as a widget.
+HEADLESS_ENV = "LAKEHOUSE_HEADLESS"
+
 PROFILES = ("local", "external", "databricks")
 CATALOG_IMPLS = ("hive", "unity", "databricks")
 
@@ -301,7 +304,7 @@ def load_settings(
     """Build the settings: defaults < `.env` < environment < job widgets < `overrides`.
 
     Job widgets count in the databricks profile only: the job's settings parameters
-    (`jobparams.SETTING_PARAMETERS`: landing_bucket, aws_region, catalog, schema_prefix) read from
+    (`widgets.SETTING_PARAMETERS`: landing_bucket, aws_region, catalog, schema_prefix) read from
     `widgets` (a `dbutils.widgets`; by default the running notebook's), so a run's parameters beat
     the environment its cluster was created with. A widget that is not defined changes nothing.
     `overrides` are for notebook parameters and tests; secrets are refused there.
@@ -354,7 +357,7 @@ def _job_settings(profile: str, widgets: Any) -> dict[str, Any]:
     """The settings a Databricks job's parameters set, in the databricks profile only."""
     if profile != "databricks":
         return {}
-    from .jobparams import runtime_widgets, setting_widgets
+    from .widgets import runtime_widgets, setting_widgets
 
     found = setting_widgets(widgets if widgets is not None else runtime_widgets())
     return {name: _coerce(name, value) for name, value in found.items()}

@@ -21,16 +21,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..settings import Settings
-from .fds import output_to
+from ..fds import output_to
+from ..settings import HEADLESS_ENV, Settings
 from .params import range_of
 
 log = logging.getLogger(__name__)
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 # A cell that demonstrates an error (nbclient and nbval let it raise; papermill does not know).
 EXPECTED_ERROR_TAG = "raises-exception"
-# Kernels started by the runner draw progress bars as text (no widget, no widget warning).
-HEADLESS_ENV = "LAKEHOUSE_HEADLESS"
 TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 # Secrets come from the environment only: a papermill parameter is written into the notebook.
 SECRET_NAME = re.compile(r"token|secret|password|passwd|key", re.I)
@@ -214,7 +212,7 @@ def run_notebooks(
     notebooks_dir: Path = NOTEBOOKS_DIR,
     out_dir: Path | None = None,
 ) -> tuple[Path, list[NotebookResult]]:
-    from ..spark import prune_scratch
+    from ..services.spark_conf import prune_scratch
     from .memory import MB, PeakMemory
 
     paths = discover(notebooks_dir, only)

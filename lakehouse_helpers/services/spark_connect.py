@@ -2,7 +2,7 @@
 
 Notebooks, tests and helpers attach to it as thin clients (`get_spark` in connect mode), the way
 Databricks serverless notebooks and Databricks Connect do, so the JVM start-up and warm-up are
-paid once, not in every kernel. It carries the whole configuration `spark.spark_conf` builds
+paid once, not in every kernel. It carries the whole configuration `spark_conf.spark_conf` builds
 (Delta, the Kafka source, s3a, the metastore, OpenLineage). Clients need the token generated into
 the state folder's secrets, so no other local user can run code through it.
 """
@@ -21,6 +21,7 @@ from ..settings import Settings
 from . import pydaemon
 from ._hints import start_hint
 from ._process import ServiceError, port_open
+from .spark_conf import prune_scratch, scratch_dir, spark_conf
 
 NAME = "spark"
 TITLE = "Spark Connect server"
@@ -69,8 +70,6 @@ def client_user_jar(base: Path) -> Path | None:
 
 
 def server_conf(settings: Settings, client_user: Path | None = None) -> dict[str, str]:
-    from ..spark import scratch_dir, spark_conf
-
     conf = spark_conf(settings, "lakehouse-workbook (Spark Connect)", scratch_dir(settings, "connect"), long_lived=True)
     conf.update({
         "spark.connect.grpc.binding.address": "127.0.0.1",
@@ -102,8 +101,6 @@ def prepare(settings: Settings, base: Path) -> None:
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("".join(f"{k} {v}\n" for k, v in server_conf(settings, client_user_jar(base)).items()))
-    from ..spark import prune_scratch, scratch_dir
-
     # The previous server has stopped: whatever it left (killed mid-write) goes, and so does
     # what classic Spark processes that no longer run left behind.
     prune_scratch(settings)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lakehouse_helpers import jvm
-from lakehouse_helpers.spark import prune_scratch, scratch_dir, spark_conf
+from lakehouse_helpers.services.spark_conf import prune_scratch, scratch_dir, spark_conf
 
 
 def test_every_module_resolved(jar_settings):

@@ -6,8 +6,8 @@ import pytest
 
 from lakehouse_helpers import layout, storage
 from lakehouse_helpers.autoloader import filesystem, s3_options
+from lakehouse_helpers.services.spark_conf import _s3a_conf
 from lakehouse_helpers.settings import load_settings, local_s3_keys
-from lakehouse_helpers.spark import _s3a_conf
 
 
 @pytest.fixture
