@@ -116,10 +116,11 @@ def connect_as(settings: Settings, user: str):
 
     from . import spark as spark_module
 
-    spark_module.connect(settings)  # the server is up, and the token is where the client reads it
+    spark_module.connect(settings)  # the server is up and takes this client's token
     from .services import spark_connect
 
-    session = ConnectSession(connection=settings.spark_remote or spark_connect.endpoint(settings), userId=user)
+    url = settings.spark_remote or spark_connect.endpoint(settings)
+    session = ConnectSession(connection=spark_module.channel(settings, url, user), userId=user)
     if session.sql("SELECT current_user() AS u").first()["u"] == user:
         return session
     session.stop()

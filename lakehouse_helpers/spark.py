@@ -34,25 +34,51 @@ def get_spark(settings: Settings | None = None, app_name: str = "lakehouse-workb
 
 
 def connect(settings: Settings):
-    """This process's Spark Connect session (created on first use)."""
-    from pyspark.sql import SparkSession
+    """This process's Spark Connect session (created on first use; again after the server restarted)."""
+    from pyspark.sql.connect.session import SparkSession
 
     from . import services
 
     if not settings.spark_remote:
         services.require(settings, "spark")  # names the service and `make services-up` if down
     url = settings.spark_remote or services.spark_connect.endpoint(settings)
-    if settings.spark_connect_token:
-        # The client reads it from the environment: it never appears in a URL, a log or a notebook.
-        os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = settings.spark_connect_token.reveal()
-    session = SparkSession.builder.remote(url).getOrCreate()
+    session = SparkSession.builder.channelBuilder(channel(settings, url)).getOrCreate()
     try:
         _ = session.version  # one round trip: a server restarted since then no longer knows this session
-    except Exception:  # any failure means: start a new session
+    except Exception as exc:
         with contextlib.suppress(Exception):
-            session.stop()
-        session = SparkSession.builder.remote(url).create()
+            session.stop()  # not kept as this process's session, whatever follows
+        refused = _refused(exc, url)
+        if refused is not None:
+            raise refused from None
+        session = SparkSession.builder.channelBuilder(channel(settings, url)).create()
+        _ = session.version  # a second failure is the server's answer: it reaches the caller
     return session
+
+
+def channel(settings: Settings, url: str, user: str | None = None):
+    """How a client reaches the server: the token set here, in memory (not in the environment, a URL
+    or a log); `user` becomes the session's user_id (current_user() with the workbook's server)."""
+    from pyspark.sql.connect.client import DefaultChannelBuilder
+
+    builder = DefaultChannelBuilder(url)
+    if settings.spark_connect_token:
+        builder.set(DefaultChannelBuilder.PARAM_TOKEN, settings.spark_connect_token.reveal())
+    if user:
+        builder.set(DefaultChannelBuilder.PARAM_USER_ID, user)
+    return builder
+
+
+def _refused(exc: Exception, url: str):
+    """A ServiceError naming the fix when the server refused this client's token, else None."""
+    from .services import ServiceError
+
+    if "authentication token" not in str(exc).lower() and "unauthenticated" not in str(exc).lower():
+        return None
+    return ServiceError(
+        f"The Spark Connect server at {url} refused this client's token.", service="spark", address=url,
+        fix="The embedded server's token is generated into the state folder and read from there; for a server of "
+            "your own, set SPARK_CONNECT_AUTHENTICATE_TOKEN (environment or .env) to its token.")
 
 
 def _classic(settings: Settings, app_name: str):

@@ -4,6 +4,7 @@ and started again, and a server of the user's own reached through `spark_remote`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -56,10 +57,12 @@ def _python(code: str, env: dict[str, str]) -> str:
 
 
 def test_two_sessions_do_not_see_each_others_temp_views(connect_stack, spark):
-    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.session import SparkSession
+
+    from lakehouse_helpers.spark import channel
 
     spark.range(3).createOrReplaceTempView("only_in_this_session")
-    other = SparkSession.builder.remote(spark_connect.endpoint(connect_stack)).create()
+    other = SparkSession.builder.channelBuilder(channel(connect_stack, spark_connect.endpoint(connect_stack))).create()
     try:
         assert spark.table("only_in_this_session").count() == 3
         assert not other.catalog.tableExists("only_in_this_session")
@@ -80,6 +83,21 @@ def test_a_client_without_the_token_is_refused(connect_stack, spark, monkeypatch
             session.range(1).count()
         with contextlib.suppress(Exception):
             session.stop()
+    assert "SPARK_CONNECT_AUTHENTICATE_TOKEN" not in os.environ  # the workbook's client keeps it in memory
+
+
+def test_a_wrong_token_is_named_with_its_fix_not_hidden_by_a_new_session(connect_stack, spark):
+    from lakehouse_helpers import spark as spark_module
+    from lakehouse_helpers.services import ServiceError
+    from lakehouse_helpers.settings import Secret
+
+    spark_module.stop_spark()
+    # A client holding another token (Settings.replace refuses secrets: a dataclass copy does not).
+    wrong = dataclasses.replace(connect_stack, spark_connect_token=Secret("not-the-token"))
+    with pytest.raises(ServiceError, match="refused this client's token") as error:
+        spark_module.connect(wrong)
+    assert "SPARK_CONNECT_AUTHENTICATE_TOKEN" in error.value.fix
+    assert spark_module.connect(connect_stack).range(2).count() == 2  # the right token: a working session
 
 
 def test_the_token_never_reaches_a_log(connect_stack, spark, tmp_path):
