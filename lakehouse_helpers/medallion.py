@@ -260,8 +260,7 @@ def check_batch(batch_df, batch_id: int, expectations: list[Expectation], n: Nam
             "source_file", F.lit(batch_id).cast("bigint").alias("silver_batch"),
             F.current_timestamp().alias("rejected_at"),
         )
-        if evaluation.extra["rejected"]:  # nothing to reject: no empty commit
-            _append(rejected, n.rejected, batch_id)
+        _append(rejected, n.rejected, batch_id)  # also when empty: the batch's commit, and 07's lineage edge
         log = spark.createDataFrame(metrics(evaluation, expectations, batch_id)).select(
             F.col("batch_id").cast("bigint"), "expectation", "predicate", "action",
             F.col("passed").cast("bigint"), F.col("failed").cast("bigint"), F.current_timestamp().alias("logged_at"),
