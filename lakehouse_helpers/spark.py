@@ -42,6 +42,9 @@ def connect(settings: Settings):
     if not settings.spark_remote:
         services.require(settings, "spark")  # names the service and `make services-up` if down
     url = settings.spark_remote or services.spark_connect.endpoint(settings)
+    # What pyspark's builder.remote() sets: pyspark.sql.functions (F.col ...) build Spark Connect
+    # expressions only when it is there.
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     session = SparkSession.builder.channelBuilder(channel(settings, url)).getOrCreate()
     try:
         _ = session.version  # one round trip: a server restarted since then no longer knows this session
