@@ -59,9 +59,10 @@ def connect(settings: Settings):
     return session
 
 
-def channel(settings: Settings, url: str, user: str | None = None):
+def channel(settings: Settings, url: str, user: str | None = None, session_id: str | None = None):
     """How a client reaches the server: the token set here, in memory (not in the environment, a URL
-    or a log); `user` becomes the session's user_id (current_user() with the workbook's server)."""
+    or a log); `user` becomes the session's user_id (current_user() with the workbook's server);
+    `session_id` attaches to an existing session instead of starting one."""
     from pyspark.sql.connect.client import DefaultChannelBuilder
 
     builder = DefaultChannelBuilder(url)
@@ -69,6 +70,8 @@ def channel(settings: Settings, url: str, user: str | None = None):
         builder.set(DefaultChannelBuilder.PARAM_TOKEN, settings.spark_connect_token.reveal())
     if user:
         builder.set(DefaultChannelBuilder.PARAM_USER_ID, user)
+    if session_id:
+        builder.set(DefaultChannelBuilder.PARAM_SESSION_ID, session_id)
     return builder
 
 

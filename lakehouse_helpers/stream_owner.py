@@ -91,10 +91,10 @@ def _attach(settings: Settings, session_id: str):
     from pyspark.sql.connect.session import SparkSession
 
     from . import services
+    from .spark import channel
 
     url = settings.spark_remote or services.spark_connect.endpoint(settings)
-    url = url if "/;" in url else url.rstrip("/") + "/"
-    return SparkSession(connection=f"{url};session_id={session_id}")
+    return SparkSession(connection=channel(settings, url, session_id=session_id))
 
 
 def claim(spark, settings: Settings, name: str, mode: str, wait_s: float = WAIT_S) -> EarlierRun | None:
