@@ -75,7 +75,7 @@ run: setup services-up  ## run the notebooks with papermill (EVENTS= SEED= NOTEB
 	@$(CLI) run $(RUN_ARGS) --params "$${PARAMS:-}"
 
 # The tiers are the folders of tests/ (tests/tiers.py): unit, jars, spark, services, notebooks, faults.
-test: setup lint  ## lint, then every tier in order (starts the services it needs; about 12 minutes on 2 cores)
+test: setup lint  ## lint, then every tier in order (starts the services it needs; about 22 minutes on 2 cores)
 	$(PY) -m pytest
 
 test-unit: $(VENV)/.installed  ## the unit tier: no services, Spark, jars, kernels or Java (seconds; run on every change)
