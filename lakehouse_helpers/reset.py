@@ -45,6 +45,10 @@ class Report:
         ]
 
 
+def _raw_folders(settings: Settings) -> list[str]:
+    return [folder(settings) for folder in layout.RAW_TABLES.values()]
+
+
 def reset(settings: Settings, spark=None) -> Report:
     """Delete the workbook's data (the module docstring lists it); the services must be up."""
     if settings.profile != "local":
@@ -67,6 +71,11 @@ def reset(settings: Settings, spark=None) -> Report:
     report.topics = delete_topics(settings, [settings.kafka_topic])
     ensure_topic(settings, settings.kafka_topic)
     report.landing_objects = delete_keys(settings, LANDING_ROOT)
+    # The server keeps file listings and footers of what it read; the next export writes the same
+    # file names with other contents, which a stale listing would read at the old lengths.
+    for path in (layout.landing_url(settings), layout.json_drop_url(settings), *_raw_folders(settings)):
+        spark.catalog.refreshByPath(path)
+    spark.catalog.clearCache()
     if settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
         report.data_dir = str(settings.data_dir)
