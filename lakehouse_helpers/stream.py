@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from . import layout, services, stream_owner
-from .contract import EVENT_FIELDS, QUARANTINE_COLUMNS, QUARANTINE_DDL, RAW_COLUMNS, RAW_DDL
+from .contract import EVENT_FIELDS, QUARANTINE_DDL, RAW_DDL
 from .events import (
     INVALID_QUANTITY,
     MALFORMED_JSON,
@@ -153,24 +152,28 @@ def kafka_reader(spark, settings: Settings, topic: str | None = None, streaming:
     return reader if streaming else reader.option("endingOffsets", "latest")
 
 
-def write_batch(batch_df, batch_id: int, raw_path: str, quarantine_path: str, app_id: str) -> None:
-    """foreachBatch body: valid rows to raw, the rest to quarantine, each append idempotent.
-    Self-contained (no SparkSession captured): Spark Connect pickles it to the server."""
-    from pyspark.sql import functions as F
+# The foreachBatch writer is taught on notebook 02's page, in its cell tagged `raw-writer`; that
+# cell is its only copy: run_stream (the fault rows, the bench, live mode) executes it from there.
+PAGE = Path(__file__).resolve().parent.parent / "notebooks" / "02_stream_kafka_to_delta.ipynb"
+WRITER_TAG = "raw-writer"
 
-    classified = classify(batch_df).persist()  # parsed once, written twice
-    try:
-        valid = classified.where(F.col("reason").isNull()).select(*RAW_COLUMNS)
-        rejected = classified.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
-        for df, path in ((valid, raw_path), (rejected, quarantine_path)):
-            # Delta skips a txnVersion it already committed for this txnAppId (a retried batch).
-            (
-                df.write.format("delta").mode("append")
-                .option("txnAppId", app_id).option("txnVersion", batch_id)
-                .save(path)
-            )
-    finally:
-        classified.unpersist()
+
+def page_writer(settings: Settings, topic: str):
+    """`write_batch` as notebook 02 defines it, bound to these settings' tables and topic."""
+    import json
+    import sys
+
+    from . import contract
+
+    cells = [c for c in json.loads(PAGE.read_text())["cells"] if WRITER_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise RuntimeError(f"{PAGE.name} must have one cell tagged {WRITER_TAG!r} (the foreachBatch writer); "
+                           f"found {len(cells)}.")
+    namespace = {"stream": sys.modules[__name__], "contract": contract, "settings": settings.replace(kafka_topic=topic),
+                 "raw_path": layout.raw_orders(settings), "quarantine_path": layout.quarantine(settings),
+                 "print": lambda *args, **kwargs: None}  # the page's note on what it defined
+    exec(compile("".join(cells[0]["source"]), str(PAGE), "exec"), namespace)  # noqa: S102 - the page's own code
+    return namespace["write_batch"]
 
 
 class CheckpointLost(RuntimeError):
@@ -286,10 +289,7 @@ def run_stream(
     kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic, max_offsets_per_trigger)).load()
     writer = (
         kafka.writeStream.queryName(QUERY_NAME)
-        .foreachBatch(partial(
-            write_batch, raw_path=layout.raw_orders(settings), quarantine_path=layout.quarantine(settings),
-            app_id=txn_app_id(topic),
-        ))
+        .foreachBatch(page_writer(settings, topic))
         .option("checkpointLocation", layout.checkpoint(settings, QUERY_NAME))
     )
     before, start = row_counts(spark, settings), time.monotonic()
