@@ -98,6 +98,35 @@ def write_landing(changes, first: int, landing_url: str) -> None:
 STAGING_PREFIX = ".spark-staging-"  # dynamic partition overwrite stages a write here
 # Spark's name for a written file: part-<task>-<the write's random job id>.c<n>.<codec>.parquet
 _SPARK_FILE = re.compile(r"^(part-\d{5})-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(\.c\d{3}\..+)$")
+# The same file once settled (an earlier attempt of this export renamed it already).
+_SETTLED_FILE = re.compile(r"^part-\d{5}\.c\d{3}\..+$")
+
+
+class UnexpectedFileNames(RuntimeError):
+    """Files in an export's folder that neither Spark's naming nor the settled naming explain."""
+
+
+def settled_names(folder: str, keys: list[str]) -> dict[str, str]:
+    """Each key's fixed name (a settled key keeps its own). Raises, naming the files, when a key
+    matches neither naming: Spark may have changed how it names files, and keeping the random
+    names would make a retried export land under new keys and be ingested twice."""
+    names, unknown = {}, []
+    for key in keys:
+        name = key[len(folder):]
+        m = _SPARK_FILE.match(name)
+        if m:
+            names[key] = folder + m.group(1) + m.group(2)
+        elif _SETTLED_FILE.match(name):
+            names[key] = key
+        else:
+            unknown.append(key)
+    if unknown:
+        raise UnexpectedFileNames(
+            f"{len(unknown)} file(s) in {folder} do not look like Spark's Parquet output "
+            f"(part-<task>-<uuid>.c<n>.<codec>.parquet): {', '.join(unknown[:5])}. "
+            "The export is not committed, so nothing is lost: if this Spark names files differently, "
+            "update export._SPARK_FILE; if the files are foreign, remove them and run the export again.")
+    return names
 
 
 def settle_files(settings: Settings, first: int, partitions: list[str]) -> list[str]:
@@ -111,20 +140,18 @@ def settle_files(settings: Settings, first: int, partitions: list[str]) -> list[
     client, bucket = s3_client(settings), settings.s3_bucket
     for key in list_keys(settings, f"{layout.LANDING_PREFIX}/{STAGING_PREFIX}"):
         client.delete_object(Bucket=bucket, Key=key)
-    final = []
+    # Every folder's names are checked before any is renamed: an unknown name stops the export whole.
+    renames = {}
     for day in partitions:
         folder = layout.landing_key_prefix(day, first)
-        for key in list_keys(settings, folder):
-            m = _SPARK_FILE.match(key[len(folder):])
-            if m is None:
-                final.append(key)
-                continue
+        renames.update(settled_names(folder, list_keys(settings, folder)))
+    for key, final in renames.items():
+        if final != key:
             # Copy, then delete: a crash in between leaves a duplicate in a folder whose export is
             # not committed yet, and the re-run's partition overwrite replaces that folder whole.
-            client.copy({"Bucket": bucket, "Key": key}, bucket, folder + m.group(1) + m.group(2))
+            client.copy({"Bucket": bucket, "Key": key}, bucket, final)
             client.delete_object(Bucket=bucket, Key=key)
-            final.append(folder + m.group(1) + m.group(2))
-    return sorted(final)
+    return sorted(renames.values())
 
 
 def ingestion_dates(changes) -> list[str]:
