@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from . import layout, services
+from . import errors, layout, services
 from .ledgers import commit_watermark, read_watermark
 from .settings import Settings
 from .storage import list_keys, s3_client
@@ -210,16 +210,11 @@ def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
             raise
         raise services.ServiceError(
             f"{down.problem}\nThe export stopped before its watermark was committed, so nothing is marked "
-            f"exported (it failed with: {_first_line(exc)}).",
+            f"exported (it failed with: {errors.first_line(exc)}).",
             service=down.service, address=down.address,
             fix=f"{down.fix} Then run the export again: it exports what is missing and rewrites the same files.",
         ) from None
     return ExportResult(first, last, rows, round(time.monotonic() - start, 2), partitions)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _s3_down(settings: Settings) -> services.ServiceError | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from . import layout
+from . import errors, layout
 from .fds import output_to
 from .services.spark_conf import jvm_output_file, prune_scratch, scratch_dir, spark_conf
 from .settings import Settings, load_settings
@@ -51,9 +51,10 @@ def connect(settings: Settings):
     except Exception as exc:
         with contextlib.suppress(Exception):
             session.stop()  # not kept as this process's session, whatever follows
-        refused = _refused(exc, url)
-        if refused is not None:
-            raise refused from None
+        if errors.refused_token(exc):
+            raise _refused(url) from None
+        if not errors.lost_session(exc):
+            raise  # the server answered with another failure: the caller sees it as it is
         session = SparkSession.builder.channelBuilder(channel(settings, url)).create()
         _ = session.version  # a second failure is the server's answer: it reaches the caller
     return session
@@ -75,12 +76,10 @@ def channel(settings: Settings, url: str, user: str | None = None, session_id: s
     return builder
 
 
-def _refused(exc: Exception, url: str):
-    """A ServiceError naming the fix when the server refused this client's token, else None."""
+def _refused(url: str):
+    """The ServiceError for a server that refused this client's token, naming the fix."""
     from .services import ServiceError
 
-    if "authentication token" not in str(exc).lower() and "unauthenticated" not in str(exc).lower():
-        return None
     return ServiceError(
         f"The Spark Connect server at {url} refused this client's token.", service="spark", address=url,
         fix="The embedded server's token is generated into the state folder and read from there; for a server of "

@@ -8,14 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import errors
+
 # Job parameter -> (setting, the environment variable load_settings() otherwise reads it from).
 # The deploy defines these job parameters; load_settings() reads them, not the notebooks.
 SETTING_PARAMETERS = {"landing_bucket": ("s3_bucket", "S3_BUCKET"), "aws_region": ("s3_region", "AWS_REGION"),
                       "catalog": ("catalog", "LAKEHOUSE_CATALOG"),
                       "schema_prefix": ("schema_prefix", "LAKEHOUSE_SCHEMA_PREFIX")}
-# What a runtime without widgets.getAll() raises for a widget nobody defined (a notebook run by
-# hand): a Java InputWidgetNotDefined, seen from Python through py4j, whose message names it.
-_UNDEFINED = ("InputWidgetNotDefined", "No input widget named")
 
 
 def runtime_widgets(namespace: Mapping[str, Any] | None = None):
@@ -53,7 +52,7 @@ def _get_or_none(widgets, name: str) -> str | None:
     try:
         return widgets.get(name)
     except Exception as exc:  # py4j wraps the Java error: its name is only in the text
-        if any(mark in f"{type(exc).__name__}: {exc}" for mark in _UNDEFINED):
+        if errors.undefined_widget(exc):
             return None
         raise
 

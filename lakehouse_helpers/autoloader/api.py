@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import errors
 from .badfiles import ledger_dir, read_ledger
 from .files import list_files
 from .history import infer_schema, read_schema_version, schema_versions, write_schema_version
@@ -192,7 +193,8 @@ def schema_history(settings, schema_location: str):
 
 
 def is_unknown_field_error(exc: BaseException) -> bool:
-    return "UNKNOWN_FIELD_EXCEPTION" in str(exc)
+    """An unknown-field error: new columns in a file (see `errors.is_unknown_field`)."""
+    return errors.is_unknown_field(exc)
 
 
 @dataclass
@@ -210,11 +212,8 @@ class SchemaChange:
 
 def schema_change(exc: BaseException) -> SchemaChange | None:
     """The unknown-field error inside `exc` (a StreamingQueryException), or None if it is another one."""
-    m = re.search(r"unknown fields during parsing: \[([^\]]*)\], in file (\S+?)\.?\s+([^\n]*)", str(exc))
-    if not is_unknown_field_error(exc) or m is None:
-        return None
-    fields = [f.strip().strip("'\"") for f in m.group(1).split(",") if f.strip()]
-    return SchemaChange("UnknownFieldException", fields, m.group(2), m.group(3).split(" (run_with_restarts")[0].strip())
+    found = errors.new_fields(exc)
+    return None if found is None else SchemaChange("UnknownFieldException", found.fields, found.file, found.detail)
 
 
 def run_with_restarts(start: Callable[[], Any], max_restarts: int = 3) -> int:
@@ -236,6 +235,5 @@ def run_with_restarts(start: Callable[[], Any], max_restarts: int = 3) -> int:
         if not is_unknown_field_error(exc) or restarts >= max_restarts:
             raise exc
         restarts += 1
-        first = str(exc).split("UNKNOWN_FIELD_EXCEPTION", 1)[1].split("\n", 1)[0]
         # A warning: a job's log shows it, and so does a notebook (Python's last-resort handler).
-        log.warning(f"restart {restarts}/{max_restarts} after a schema change: UNKNOWN_FIELD_EXCEPTION{first[:300]}")
+        log.warning(f"restart {restarts}/{max_restarts} after a schema change: {errors.unknown_field_line(exc)}")

@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 
+from .. import errors
 from .files import _exists, _read_bytes, _write_text, filesystem
 from .schema import AutoLoaderError, _get
 
@@ -79,9 +80,7 @@ def read_ledger(location: str, options: dict) -> list[dict]:
 
 def _reason(exc: BaseException) -> str:
     """The error's type and first line, printable (a decoder may quote the bad byte itself)."""
-    lines = str(exc).strip().splitlines()
-    first = "".join(c if c.isprintable() else "?" for c in (lines[0][:300] if lines else ""))
-    return f"{type(exc).__name__}: {first.rstrip('. ')}"
+    return f"{type(exc).__name__}: {errors.first_line(exc, 300).rstrip('. ')}"
 
 
 def unreadable(path: str, options: dict, exc: BaseException, rows_read: int = 0) -> None:
