@@ -264,7 +264,8 @@ def apply_unity(settings: Settings, spec: list[TableGovernance]) -> list[str]:
     what differs is sent: a second apply sends nothing."""
     from . import unity
 
-    sent = []
+    # A replacement an earlier apply could not finish: its table is registered again first.
+    sent = [f"POST {unity.API}/tables {name} (registered again)" for name in unity.restore_saved(settings)]
     for t in spec:
         table = t.table(settings)
         current = unity.get_table(settings, table)

@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .settings import Settings
@@ -124,27 +125,94 @@ _CREATE_FIELDS = ("name", "catalog_name", "schema_name", "table_type", "data_sou
                   "storage_location", "comment", "properties")
 
 
+# The old registration is created again this many times before the update gives up on it.
+RESTORE_ATTEMPTS = 3
+
+
+def saved_registrations(settings: Settings) -> Path:
+    """Where a registration waits while it is replaced: a table whose re-create and put-back both
+    failed is registered again from here by the next `restore_saved` (governance apply does it first)."""
+    return settings.state_dir / "unity" / "replacing"
+
+
 def reregister_table(settings: Settings, current: dict, wanted: dict) -> None:
     """Replace the registration `current` (a table's info) with `wanted`: the open-source API has
-    no table update. EXTERNAL tables only; if the new registration fails, the old one is put back."""
+    no table update. EXTERNAL tables only. The old registration is saved in the state folder
+    before the delete; if the new one is refused, the old one is put back (retried), and if even
+    that fails, the saved copy names the table and the next apply registers it again."""
     from unitycatalog.client import CreateTable, TablesApi
 
     full_name = ".".join(current[k] for k in ("catalog_name", "schema_name", "name"))
     if current.get("table_type") != "EXTERNAL":
         raise TableNotUpdatable(full_name, str(current.get("table_type")))
+    saved = saved_registrations(settings) / f"{full_name}.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(current))
+    held = {"deleted": False, "registered": False}  # where `work` stopped, for the error and the saved copy
 
     async def work(client):
         api = TablesApi(client)
         await api.delete_table(full_name, _request_timeout=REQUEST_TIMEOUT_S)
+        held["deleted"] = True
         try:
             await api.create_table(CreateTable.from_dict({k: wanted.get(k) for k in _CREATE_FIELDS}),
                                    _request_timeout=REQUEST_TIMEOUT_S)
         except Exception:
+            await _put_back(api, current)  # raises when every attempt failed: the table is unregistered
+            held["registered"] = True
+            raise
+        held["registered"] = True
+
+    try:
+        _run(settings, f"re-register table {full_name}", work)
+    except UnityCatalogError as exc:
+        if held["deleted"] and not held["registered"]:
+            raise UnityCatalogError(exc.operation, exc.status, exc.error_code, exc.message + (
+                f" The table's old registration could not be put back either: it is saved in {saved}, and the "
+                "next governance apply (notebook 07) registers it again first.")) from None
+        raise
+    finally:
+        if not held["deleted"] or held["registered"]:
+            saved.unlink()
+
+
+async def _put_back(api, current: dict) -> None:
+    from unitycatalog.client import CreateTable
+
+    for attempt in range(RESTORE_ATTEMPTS):
+        try:
             await api.create_table(CreateTable.from_dict({k: current.get(k) for k in _CREATE_FIELDS}),
                                    _request_timeout=REQUEST_TIMEOUT_S)
-            raise
+            return
+        except Exception:
+            if attempt == RESTORE_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.5 * 2 ** attempt)  # a server that failed once may answer a moment later
 
-    _run(settings, f"re-register table {full_name}", work)
+
+def restore_saved(settings: Settings) -> list[str]:
+    """Register again every table whose replacement was interrupted (see `reregister_table`);
+    returns their names. A table registered meanwhile keeps its registration."""
+    from unitycatalog.client import CreateTable, TablesApi
+
+    restored = []
+    for saved in sorted(saved_registrations(settings).glob("*.json")):
+        current = json.loads(saved.read_text())
+        full_name = saved.stem
+        try:
+            get_table(settings, full_name)
+        except UnityCatalogError as exc:
+            if exc.status != 404:
+                raise
+
+            async def work(client, body=current):
+                await TablesApi(client).create_table(CreateTable.from_dict({k: body.get(k) for k in _CREATE_FIELDS}),
+                                                     _request_timeout=REQUEST_TIMEOUT_S)
+
+            _run(settings, f"register table {full_name} again", work)
+            restored.append(full_name)
+        saved.unlink()
+    return restored
 
 
 def get_grants(settings: Settings, full_name: str) -> dict[str, set[str]]:

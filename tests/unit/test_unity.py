@@ -201,3 +201,17 @@ def test_canary_token_appears_in_no_output_log_or_file(uc, settings_uc, canary, 
     assert any(r.authorization == f"Bearer {canary}" for r in uc.requests)  # it was really used
     leaks = [t[:200] for t in texts if canary in t]
     assert leaks == []
+
+
+def test_a_failed_put_back_keeps_the_registration_and_the_next_apply_restores_it(uc, settings_uc):
+    """The new registration and every put-back refused: the error names the saved copy, and the
+    next apply registers the table again before it governs it."""
+    uc.state.fail_creates = 1 + unity.RESTORE_ATTEMPTS
+    with pytest.raises(unity.UnityCatalogError) as err:
+        governance.apply(None, settings_uc, SPEC)
+    saved = unity.saved_registrations(settings_uc) / f"{TABLE}.json"
+    assert TABLE not in uc.state.tables and str(saved) in str(err.value) and saved.exists()
+    sent = governance.apply(None, settings_uc, SPEC)
+    assert sent[0].startswith("POST") and TABLE in sent[0] and not saved.exists()
+    table = uc.state.tables[TABLE]
+    assert table["comment"] == "One row per customer." and table["storage_location"].endswith("silver/customers")
