@@ -82,7 +82,11 @@ def evaluate(df, expectations: list[Expectation], persist: bool = False, extra: 
     aggs = [F.count(F.lit(1)).alias("_rows")] + [
         F.sum(F.array_contains(FAILED_COLUMN, e.name).cast("long")).alias(e.name) for e in expectations
     ] + [column.alias(f"_extra_{name}") for name, column in (extra or {}).items()]
-    counts = marked.agg(*aggs).first()
+    try:
+        counts = marked.agg(*aggs).first()
+    except BaseException:
+        marked.unpersist()  # no caller holds it yet: release it here
+        raise
     rows = int(counts["_rows"])
     return Evaluation(marked, rows, {e.name: int(counts[e.name] or 0) for e in expectations},
                       {name: int(counts[f"_extra_{name}"] or 0) for name in (extra or {})})

@@ -229,6 +229,14 @@ class CheckedBatch:
     rejected_rows: int
     events: int  # distinct events among the passed rows: the rows first_per_event keeps
 
+    # `with check_batch(...) as checked:` releases the batch's cached rows when the block ends,
+    # also when the MERGE inside it fails: the Spark server's cache is shared by every notebook.
+    def __enter__(self) -> CheckedBatch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.evaluation.df.unpersist()
+
 
 def _append(df, table: str, batch_id: int) -> None:
     # txnAppId + txnVersion: Delta skips a (app, batch) it already committed, so a replayed
@@ -243,7 +251,8 @@ def _append(df, table: str, batch_id: int) -> None:
 def check_batch(batch_df, batch_id: int, expectations: list[Expectation], n: Names) -> CheckedBatch:
     """Clean a bronze micro-batch and apply the expectations: `fail` raises before anything is
     written; `drop` rows go to the rejected table with the names of the expectations they
-    failed and their original values; every expectation's counts go to the log."""
+    failed and their original values; every expectation's counts go to the log. The batch stays
+    cached for the MERGE: use the result in a `with` block, which releases it."""
     from pyspark.sql import functions as F
 
     spark = batch_df.sparkSession
@@ -274,9 +283,8 @@ def check_batch(batch_df, batch_id: int, expectations: list[Expectation], n: Nam
 
 
 def log_batch(spark, n: Names, checked: CheckedBatch, merge_result) -> dict:
-    """The batch's accounting: bronze rows = inserted + rejected + duplicates removed. Last step
-    of a batch: it releases the batch's cached rows."""
-    checked.evaluation.df.unpersist()
+    """The batch's accounting: bronze rows = inserted + rejected + duplicates removed, from the
+    counts check_batch took (no second pass over the batch)."""
     inserted = int(merge_result["num_inserted_rows"]) if merge_result is not None else 0
     passed, updates_rows = checked.evaluation.rows - checked.rejected_rows, checked.events
     row = {
