@@ -9,11 +9,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STATE  := .lakehouse
 JARS   := $(STATE)/jars
-POMS   := lakehouse_helpers/jvm/pom.xml $(wildcard lakehouse_helpers/jvm/*/pom.xml)
+POMS   := lakehouse_helpers/runtime/jvm/pom.xml $(wildcard lakehouse_helpers/runtime/jvm/*/pom.xml)
 CLI    := $(PY) -m lakehouse_helpers
 # Maven 3.8's console library writes colour resets (ESC[0m) even in batch mode; jansi.noreset stops them.
 MVN     = MAVEN_OPTS="$${MAVEN_OPTS:-} -Djansi.noreset=true" \
-	  mvn --quiet --batch-mode -Dstyle.color=never -f lakehouse_helpers/jvm/pom.xml -Djars.dir=$(abspath $(JARS))
+	  mvn --quiet --batch-mode -Dstyle.color=never -f lakehouse_helpers/runtime/jvm/pom.xml -Djars.dir=$(abspath $(JARS))
 
 # Notebook parameters from the command line: `make run EVENTS=100000 SEED=7 NOTEBOOKS="01 02"`,
 # and any parameter of any notebook as shell-like words in PARAMS (`make help` lists them):
@@ -38,7 +38,7 @@ setup: $(VENV)/.installed $(JARS)/.resolved $(if $(UNITY),$(JARS)/.unity)  ## cr
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python is needed (python3 not on PATH; requires-python in pyproject.toml says which). Install it or use conda: conda env create -f environment.yml" >&2; exit 1; }
-	@$(PYTHON) lakehouse_helpers/pyversion.py
+	@$(PYTHON) lakehouse_helpers/runtime/pyversion.py
 	@if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $(notdir $(PYTHON)) ..."; $(PYTHON) -m venv $(VENV); fi
 	@echo "Installing Python packages into $(VENV) (about 1.3 GB, once) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'

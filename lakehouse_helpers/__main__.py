@@ -9,7 +9,7 @@ import re
 import shlex
 import sys
 
-from .settings import SettingsError, load_settings
+from lakehouse_helpers.runtime.settings import SettingsError, load_settings
 
 
 def _parse_value(text: str):
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Settings error: {exc}", file=sys.stderr)
         return 2
 
-    from . import services
+    from lakehouse_helpers.runtime import services
 
     commands = {"services": _services, "doctor": _doctor, "run": _run, "deploy": _deploy, "bench": _bench,
                 "reset": _reset, "notebooks": lambda _settings, a: _notebooks(a)}
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _services(settings, args) -> int:
-    from . import services
+    from lakehouse_helpers.runtime import services
 
     if args.action == "up":
         services.up(settings, args.names or None)
@@ -113,7 +113,7 @@ def _services(settings, args) -> int:
 
 
 def _reset(settings, args) -> int:
-    from .reset import ResetRefused, reset
+    from lakehouse_helpers.reset import ResetRefused, reset
 
     try:
         report = reset(settings)
@@ -125,7 +125,7 @@ def _reset(settings, args) -> int:
 
 
 def _doctor(settings, args) -> int:
-    from .doctor import format_checks, run_checks
+    from lakehouse_helpers.doctor import format_checks, run_checks
 
     checks = run_checks(settings)
     print(format_checks(checks))
@@ -133,14 +133,14 @@ def _doctor(settings, args) -> int:
 
 
 def _bench(settings, args) -> int:
-    from .bench import main as bench_main
+    from lakehouse_helpers.bench import main as bench_main
 
     return bench_main(settings, events=args.events, small_files=args.small_files, notebooks=args.notebooks,
                       startup=not args.skip_startup, keep=args.keep)
 
 
 def _run(settings, args) -> int:
-    from .notebook.runner import RunInputError, format_summary, run_kind, run_notebooks
+    from lakehouse_helpers.notebook.runner import RunInputError, format_summary, run_kind, run_notebooks
 
     try:
         params = parse_parameters(args.parameter, args.params)
@@ -169,7 +169,7 @@ def _run(settings, args) -> int:
 def _deploy(settings, args) -> int:
     import logging
 
-    from .deploy import DeployConfig, DeployError, deploy
+    from lakehouse_helpers.deploy import DeployConfig, DeployError, deploy
 
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -185,8 +185,8 @@ def _deploy(settings, args) -> int:
 def _notebooks(args) -> int:
     from pathlib import Path
 
-    from .notebook import tools as nbtools
-    from .notebook.runner import NOTEBOOKS_DIR
+    from lakehouse_helpers.notebook import tools as nbtools
+    from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
 
     if args.action == "refresh":
         if not args.run_dir:

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from . import jvm, pyversion, services
-from .settings import Settings
+from lakehouse_helpers.runtime import jvm, pyversion, services
+from lakehouse_helpers.runtime.settings import Settings
 
 # Distribution name -> pinned version, read from the installed package metadata of this project.
 PACKAGES = ("pyspark", "delta-spark", "kafka-python", "boto3", "pandas", "papermill", "nbval", "matplotlib",
@@ -126,7 +126,7 @@ _UNITY_FIXES = {
 
 def check_unity(settings: Settings, name: str) -> Check:
     """The Unity Catalog server answers (with this token) and holds the workbook's catalog."""
-    from . import unity
+    from lakehouse_helpers.govern import unity
 
     try:
         info = unity.get_catalog(settings)
@@ -134,7 +134,7 @@ def check_unity(settings: Settings, name: str) -> Check:
         if exc.status == 404:
             return Check(name, False, f"server up at {settings.uc_url}, no catalog '{settings.catalog}'",
                          "create it: docker compose ... up uc-init, "
-                         "or lakehouse_helpers.unity.ensure_catalog(settings)")
+                         "or lakehouse_helpers.govern.unity.ensure_catalog(settings)")
         fix = _UNITY_FIXES.get(exc.status, f"the server at UC_URL answered HTTP {exc.status}: check its log")
         return Check(name, False, str(exc), fix)
     return Check(name, True, f"server up at {settings.uc_url}, catalog '{info.get('name')}' present")

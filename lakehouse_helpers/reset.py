@@ -16,8 +16,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from . import layout
-from .settings import Settings
+from lakehouse_helpers.runtime import layout
+from lakehouse_helpers.runtime.settings import Settings
 
 SCHEMAS = ("raw", "bronze", "silver", "gold", layout.GOVERNANCE_SCHEMA)
 LANDING_ROOT = layout.LANDING_PREFIX.split("/")[0] + "/"  # every key the workbook writes: landing/...
@@ -55,9 +55,9 @@ def reset(settings: Settings, spark=None) -> Report:
         raise ResetRefused(
             f"reset deletes the workbook's data and runs on the local profile only (this is {settings.profile!r}): "
             "on your own Kafka, S3 or catalog, drop what you no longer want yourself.")
-    from .services.kafka import delete_topics, ensure_topic
-    from .spark import get_spark
-    from .storage import delete_keys
+    from lakehouse_helpers.runtime.services.kafka import delete_topics, ensure_topic
+    from lakehouse_helpers.runtime.spark import get_spark
+    from lakehouse_helpers.runtime.storage import delete_keys
 
     start, report = time.monotonic(), Report()
     spark = spark or get_spark(settings)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
-from lakehouse_helpers import autoloader as al
-from lakehouse_helpers import storage
+from lakehouse_helpers.pipeline import autoloader as al
+from lakehouse_helpers.runtime import storage
 
 
 class Place:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import services
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.runtime import services
+from lakehouse_helpers.runtime.settings import load_settings
 from tests.faults_table import PLUGIN_NAME, FaultsTable, observed_recorder
 
 # `pytester` (tests/unit/test_tiers.py runs the tier guard over small fake suites); a plugin
@@ -74,7 +74,7 @@ def settings(test_env):
 def jar_settings(tmp_path):
     """Settings from the defaults alone (no environment, no `.env`) over a fresh state folder
     that shares the jar cache. For tests marked `jars`: fails, naming `make setup`, without it."""
-    from lakehouse_helpers import jvm
+    from lakehouse_helpers.runtime import jvm
 
     _share_jar_cache(tmp_path / "state")
     settings = load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path / "state")}, dotenv=tmp_path / "no.env")
@@ -98,7 +98,7 @@ class _Started:
         return self.settings.replace()  # picks up the S3 keys generated on first start
 
     def down(self):
-        from lakehouse_helpers.spark import stop_spark
+        from lakehouse_helpers.runtime.spark import stop_spark
 
         stop_spark()  # before its server stops: a session cannot be released after that
         if self.started and not os.environ.get("LAKEHOUSE_KEEP_TEST_SERVICES"):
@@ -128,7 +128,7 @@ def stack(_services):
 def spark(spark_stack):
     """This process's session: a Spark Connect client (default) or an in-process Spark. Asked
     for per test, so a test that restarts the services leaves the next one a working session."""
-    from lakehouse_helpers.spark import get_spark
+    from lakehouse_helpers.runtime.spark import get_spark
 
     return get_spark(spark_stack, app_name="lakehouse-tests")
 

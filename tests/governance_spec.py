@@ -1,7 +1,7 @@
 """The one-table governance spec the governance and access tests apply (unit tests check the
 statements it yields, service tests enforce it on Spark's metastore)."""
 
-from lakehouse_helpers.governance import RowFilter, TableGovernance
+from lakehouse_helpers.govern.governance import RowFilter, TableGovernance
 
 SPEC = [
     TableGovernance(

@@ -112,7 +112,7 @@ def _words(tree: ast.AST, exempt: set[int]):
             yield line, node.id
             yield line, aliases.get(node.id, node.id)
         elif isinstance(node, ast.Attribute):
-            # Any chain, read by its last two parts: `lakehouse_helpers.services.up` is `services.up`;
+            # Any chain, read by its last two parts: `lakehouse_helpers.runtime.services.up` is `services.up`;
             # the walk reaches the inner links too (`SparkSession` in `pyspark.sql.SparkSession.builder`).
             yield line, node.attr
             owner = node.value.id if isinstance(node.value, ast.Name) else getattr(node.value, "attr", None)

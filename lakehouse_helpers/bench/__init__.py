@@ -18,9 +18,9 @@ import json
 import logging
 from pathlib import Path
 
-from ..settings import Settings
-from .sandbox import Sandbox
-from .scoreboard import Stage, format_table, plot_ratios
+from lakehouse_helpers.bench.sandbox import Sandbox
+from lakehouse_helpers.bench.scoreboard import Stage, format_table, plot_ratios
+from lakehouse_helpers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,10 @@ __all__ = ["main", "scoreboard", "write_results"]
 
 
 def _stages(spark, box: Sandbox, events: int, small_files: int) -> list[Stage]:
-    from ..events import generate
-    from .file_stages import autoloader_stages
-    from .kafka_stages import produce_stage, stream_stage, warm_up
-    from .lake_stages import bronze_stage, export_stage, gold_stage, silver_stage
+    from lakehouse_helpers.bench.file_stages import autoloader_stages
+    from lakehouse_helpers.bench.kafka_stages import produce_stage, stream_stage, warm_up
+    from lakehouse_helpers.bench.lake_stages import bronze_stage, export_stage, gold_stage, silver_stage
+    from lakehouse_helpers.pipeline.events import generate
 
     stages: list[Stage] = []
 
@@ -55,7 +55,7 @@ def _stages(spark, box: Sandbox, events: int, small_files: int) -> list[Stage]:
 def scoreboard(settings: Settings, events: int, small_files: int = 1000, keep: bool = False) -> list[Stage]:
     """Every stage at `events` order events (Auto Loader: that many rows in 10 files of each
     format, plus `small_files` JSON files of 10 rows). `keep` leaves the run's data for inspection."""
-    from ..spark import get_spark
+    from lakehouse_helpers.runtime.spark import get_spark
 
     spark = get_spark(settings)
     box = Sandbox.create(settings)
@@ -82,7 +82,7 @@ def write_results(settings: Settings, figures: dict, stages: list[Stage], events
 
 def main(settings: Settings, events: int = 100_000, small_files: int = 1000, notebooks: bool = False,
          startup: bool = True, keep: bool = False) -> int:
-    from . import startup as start_up
+    from lakehouse_helpers.bench import startup as start_up
 
     figures: dict = start_up.startup(settings) if startup else {}
     stages = scoreboard(settings, events, small_files, keep) if events else []

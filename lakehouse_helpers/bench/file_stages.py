@@ -7,10 +7,10 @@ import csv
 import json
 from pathlib import Path
 
-from .. import autoloader
-from ..events import generate
-from .sandbox import Sandbox
-from .scoreboard import Side, Stage, timed
+from lakehouse_helpers.bench.sandbox import Sandbox
+from lakehouse_helpers.bench.scoreboard import Side, Stage, timed
+from lakehouse_helpers.pipeline import autoloader
+from lakehouse_helpers.pipeline.events import generate
 
 FORMATS = ("json", "csv", "parquet")
 

@@ -3,13 +3,13 @@ against one plain Spark batch over the same topic."""
 
 from __future__ import annotations
 
-from .. import layout, services
-from ..contract import QUARANTINE_COLUMNS, RAW_COLUMNS
-from ..events import Batch
-from ..produce import batch_id, produce
-from ..stream import classify, kafka_options, run_stream
-from .sandbox import Sandbox
-from .scoreboard import Side, Stage, timed
+from lakehouse_helpers.bench.sandbox import Sandbox
+from lakehouse_helpers.bench.scoreboard import Side, Stage, timed
+from lakehouse_helpers.pipeline.events import Batch
+from lakehouse_helpers.pipeline.produce import batch_id, produce
+from lakehouse_helpers.pipeline.stream import classify, kafka_options, run_stream
+from lakehouse_helpers.runtime import layout, services
+from lakehouse_helpers.runtime.contract import QUARANTINE_COLUMNS, RAW_COLUMNS
 
 
 def produce_stage(box: Sandbox, batch: Batch) -> Stage:

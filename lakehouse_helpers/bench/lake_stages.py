@@ -3,16 +3,17 @@ against the same work as plain Spark batch jobs over the same rows."""
 
 from __future__ import annotations
 
-from .. import layout, medallion
-from ..bronze import bronze_stream
-from ..events import CURRENCIES, PRODUCT_ID_PATTERN
-from ..expectations import Expectation
-from ..export import export_to_landing
-from ..layout import bronze_table
-from ..notebook.runner import NOTEBOOKS_DIR
-from ..notebook.tools import tagged_source
-from .sandbox import Sandbox
-from .scoreboard import Side, Stage, timed
+from lakehouse_helpers.bench.sandbox import Sandbox
+from lakehouse_helpers.bench.scoreboard import Side, Stage, timed
+from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
+from lakehouse_helpers.notebook.tools import tagged_source
+from lakehouse_helpers.pipeline import medallion
+from lakehouse_helpers.pipeline.bronze import bronze_stream
+from lakehouse_helpers.pipeline.events import CURRENCIES, PRODUCT_ID_PATTERN
+from lakehouse_helpers.pipeline.expectations import Expectation
+from lakehouse_helpers.pipeline.export import export_to_landing
+from lakehouse_helpers.runtime import layout
+from lakehouse_helpers.runtime.layout import bronze_table
 
 NOTEBOOK_06 = NOTEBOOKS_DIR / "06_medallion_silver_gold.ipynb"
 

@@ -8,9 +8,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..services.kafka import delete_topics
-from ..settings import Settings
-from ..storage import delete_keys, ensure_bucket, s3_client
+from lakehouse_helpers.runtime.services.kafka import delete_topics
+from lakehouse_helpers.runtime.settings import Settings
+from lakehouse_helpers.runtime.storage import delete_keys, ensure_bucket, s3_client
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import jvm, services
-from ..settings import Settings
+from lakehouse_helpers.runtime import jvm, services
+from lakehouse_helpers.runtime.settings import Settings
 
 
 def _rss_mb(pid: int) -> float:
@@ -78,8 +78,8 @@ def startup(settings: Settings) -> dict:
 def workbook(settings: Settings, mode: str) -> dict:
     """Every notebook at its defaults in `mode`, on a data folder, topic, bucket and schemas of
     its own (the user's tables are not touched)."""
-    from ..notebook.runner import run_notebooks
-    from ..storage import ensure_bucket
+    from lakehouse_helpers.notebook.runner import run_notebooks
+    from lakehouse_helpers.runtime.storage import ensure_bucket
 
     run = uuid.uuid4().hex[:8]
     env = {"LAKEHOUSE_DATA_DIR": str(settings.state_dir / "bench" / f"workbook-{run}"), "KAFKA_TOPIC": f"bench.{run}",
@@ -100,8 +100,8 @@ def workbook(settings: Settings, mode: str) -> dict:
     failed = [r for r in results if r.status != "ok"]
     if failed:  # its tables stay, to look at
         raise RuntimeError(f"workbook benchmark ({mode}) failed in {failed[0].notebook}: {failed[0].error}")
-    from ..spark import get_spark
-    from .sandbox import discard
+    from lakehouse_helpers.bench.sandbox import discard
+    from lakehouse_helpers.runtime.spark import get_spark
 
     discard(get_spark(settings), run_settings)  # the executed notebooks (runs-<run>) stay
     return {f"workbook_{mode}_s": round(seconds, 1),

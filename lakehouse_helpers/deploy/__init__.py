@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..notebook.params import NOTEBOOKS_DIR
-from ..settings import Settings
-from .apply import DeployError, connect, follow_run, import_notebooks, upload_wheel, upsert_job
-from .plan import JOB_NOTEBOOKS, DeployConfig, job_settings, requests
-from .wheel import build_wheel
+from lakehouse_helpers.deploy.apply import (
+    DeployError,
+    connect,
+    follow_run,
+    import_notebooks,
+    upload_wheel,
+    upsert_job,
+)
+from lakehouse_helpers.deploy.plan import JOB_NOTEBOOKS, DeployConfig, job_settings, requests
+from lakehouse_helpers.deploy.wheel import build_wheel
+from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR
+from lakehouse_helpers.runtime.settings import Settings
 
 __all__ = ["DeployConfig", "DeployError", "JOB_NOTEBOOKS", "deploy", "job_settings", "requests"]
 

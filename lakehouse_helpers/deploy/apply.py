@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..settings import Settings
-from .plan import JOB_NOTEBOOKS, DeployConfig
+from lakehouse_helpers.deploy.plan import JOB_NOTEBOOKS, DeployConfig
+from lakehouse_helpers.runtime.settings import Settings
 
 
 class DeployError(RuntimeError):

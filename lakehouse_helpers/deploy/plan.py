@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..notebook.params import NOTEBOOKS_DIR, notebook_parameters
-from ..settings import Settings
-from ..widgets import SETTING_PARAMETERS
+from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters
+from lakehouse_helpers.runtime.settings import Settings
+from lakehouse_helpers.runtime.widgets import SETTING_PARAMETERS
 
 # The cloud half of the hybrid run: 01-04 (Kafka, local Delta, export) stay on the laptop.
 JOB_NOTEBOOKS = ("00_infra_check", "05_auto_loader_bronze", "06_medallion_silver_gold", "07_governance_time_travel")

@@ -16,15 +16,15 @@ import threading
 
 import psutil
 
-from ..settings import Settings
+from lakehouse_helpers.runtime.settings import Settings
 
 MB = 1024 * 1024
 
 
 def stack_roots(settings: Settings) -> list[int]:
     """This process and the services this project started (their pid files)."""
-    from ..services import SERVICES, _paths
-    from ..services._process import read_pid
+    from lakehouse_helpers.runtime.services import SERVICES, _paths
+    from lakehouse_helpers.runtime.services._process import read_pid
 
     pids = [os.getpid()]
     for name in SERVICES:

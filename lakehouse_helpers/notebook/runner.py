@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..fds import output_to
-from ..settings import HEADLESS_ENV, Settings
-from .params import range_of
+from lakehouse_helpers.notebook.params import range_of
+from lakehouse_helpers.runtime.fds import output_to
+from lakehouse_helpers.runtime.settings import HEADLESS_ENV, Settings
 
 log = logging.getLogger(__name__)
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -50,7 +50,7 @@ class NotebookResult:
     cells: list = field(default_factory=list)  # report.cell_times: every code cell's seconds
 
     def slow_cells(self) -> list[dict]:
-        from .report import SLOW_CELL_S
+        from lakehouse_helpers.notebook.report import SLOW_CELL_S
 
         return [c for c in self.cells if c["seconds"] > SLOW_CELL_S]
 
@@ -212,8 +212,8 @@ def run_notebooks(
     notebooks_dir: Path = NOTEBOOKS_DIR,
     out_dir: Path | None = None,
 ) -> tuple[Path, list[NotebookResult]]:
-    from ..services.spark_conf import prune_scratch
-    from .memory import MB, PeakMemory
+    from lakehouse_helpers.notebook.memory import MB, PeakMemory
+    from lakehouse_helpers.runtime.services.spark_conf import prune_scratch
 
     paths = discover(notebooks_dir, only)
     params = check_parameters(paths, parameters or {})  # refused here, before anything runs
@@ -253,8 +253,8 @@ def run_notebooks(
 def _run_one(settings: Settings, path: Path, output: Path, params: dict, memory) -> NotebookResult:
     """One notebook, its figures, cell times and the stack's peak memory while it ran. Ctrl-C
     ends it as `interrupted`, so the run's folder and summary say what happened."""
-    from .memory import MB
-    from .report import cell_times, read_figures
+    from lakehouse_helpers.notebook.memory import MB
+    from lakehouse_helpers.notebook.report import cell_times, read_figures
 
     log.info(f"running {path.name} {params or ''}".rstrip())
     start = time.monotonic()
@@ -311,7 +311,7 @@ def run_kind(out_dir: Path) -> str:
 
 def _keep_pictures(settings: Settings, out_dir: Path, since: float) -> None:
     """Pictures the notebooks drew for this run (07's lineage) go with its outputs."""
-    from ..lineage import picture_file
+    from lakehouse_helpers.govern.lineage import picture_file
 
     picture = picture_file(settings)
     if picture.exists() and picture.stat().st_mtime >= since:

@@ -66,7 +66,7 @@ def problems(path: Path) -> list[str]:
         found.append("volatile metadata present")
     if found and found != ["no cell tagged 'parameters'"]:
         found.append("fix: `make strip` keeps only the outputs of NBVAL_CHECK_OUTPUT cells")
-    from .runner import SECRET_NAME, parameters_of, unparsed_parameter_lines
+    from lakehouse_helpers.notebook.runner import SECRET_NAME, parameters_of, unparsed_parameter_lines
 
     found += [f"parameter {n} looks like a secret: secrets come from the environment, never a parameter"
               for n in parameters_of(path) if SECRET_NAME.search(n)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import layout, storage
-from ..settings import Settings
+from lakehouse_helpers.runtime import layout, storage
+from lakehouse_helpers.runtime.settings import Settings
 
 
 class NotRunYet(RuntimeError):

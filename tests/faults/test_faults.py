@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import layout, medallion, services
-from lakehouse_helpers.events import MALFORMED_JSON, generate
-from lakehouse_helpers.stream import run_stream, table_counts
+from lakehouse_helpers.pipeline import medallion
+from lakehouse_helpers.pipeline.events import MALFORMED_JSON, generate
+from lakehouse_helpers.pipeline.stream import run_stream, table_counts
+from lakehouse_helpers.runtime import layout, services
 
 # Every row runs against the real services and a Spark session.
 
@@ -79,7 +80,7 @@ def _delete_last_commit(settings) -> int:
     must_hold="batch n runs again, nothing written twice: raw and quarantine rows == distinct offsets, "
               "raw + quarantine == topic message count")
 def test_a_deleted_checkpoint_commit_replays_its_batch_without_duplicates(spark, lake, observed):
-    from lakehouse_helpers.produce import produce
+    from lakehouse_helpers.pipeline.produce import produce
 
     first, second = generate(events=240, seed=51), generate(events=60, seed=52)
     produce(lake, first, progress=False)
@@ -111,8 +112,8 @@ def test_a_deleted_checkpoint_commit_replays_its_batch_without_duplicates(spark,
 def test_a_deleted_checkpoint_is_refused_not_restarted(spark, lake, observed):
     import shutil
 
-    from lakehouse_helpers.produce import produce
-    from lakehouse_helpers.stream import CheckpointLost
+    from lakehouse_helpers.pipeline.produce import produce
+    from lakehouse_helpers.pipeline.stream import CheckpointLost
 
     first, second = generate(events=240, seed=53), generate(events=60, seed=54)
     produce(lake, first, progress=False)

@@ -16,11 +16,11 @@ from collections import Counter
 
 import pytest
 
-from lakehouse_helpers import autoloader as al
-from lakehouse_helpers import layout, services, storage
-from lakehouse_helpers.export import export_to_landing
-from lakehouse_helpers.ledgers import read_watermark
-from lakehouse_helpers.stream import ensure_tables
+from lakehouse_helpers.pipeline import autoloader as al
+from lakehouse_helpers.pipeline.export import export_to_landing
+from lakehouse_helpers.pipeline.stream import ensure_tables
+from lakehouse_helpers.runtime import layout, services, storage
+from lakehouse_helpers.runtime.ledgers import read_watermark
 from tests.autoloader_places import Place, Stream, write_json
 from tests.services.test_autoloader import place  # noqa: F401 - a fixture
 from tests.services.test_stream_export import _append_raw, _objects, export_settings  # noqa: F401 - a fixture

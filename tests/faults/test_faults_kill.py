@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import layout, services
-from lakehouse_helpers.events import generate
-from lakehouse_helpers.produce import ProduceError, produce
-from lakehouse_helpers.stream import QUERY_NAME, StreamBusy, run_stream
+from lakehouse_helpers.pipeline.events import generate
+from lakehouse_helpers.pipeline.produce import ProduceError, produce
+from lakehouse_helpers.pipeline.stream import QUERY_NAME, StreamBusy, run_stream
+from lakehouse_helpers.runtime import layout, services
 from tests.conftest import ROOT
 from tests.faults.test_faults import CLEAN, _offsets, _topic_size
 
 # The streaming notebook's steps in a process of its own, against the test stack (its environment).
 STREAM_PROCESS = """
 from lakehouse_helpers import get_spark, load_settings
-from lakehouse_helpers.stream import run_stream
+from lakehouse_helpers.pipeline.stream import run_stream
 settings = load_settings()
 run_stream(get_spark(settings), settings, max_offsets_per_trigger=100)
 """
@@ -89,7 +89,7 @@ def test_a_stream_killed_mid_run_then_re_run_keeps_every_offset_once(spark, lake
     produce(lake, second, progress=False)
     # A short wait, so both ways of settling run: waiting for the dead process's query, then stopping
     # it mid-batch. The re-run itself takes the rest in one batch.
-    with caplog.at_level(logging.INFO, logger="lakehouse_helpers.stream_owner"):
+    with caplog.at_level(logging.INFO, logger="lakehouse_helpers.pipeline.stream_owner"):
         rerun = run_stream(spark, lake, wait_s=1)
     messages = caplog.messages
 
@@ -134,7 +134,7 @@ def _event_ids(settings) -> Counter:
 def _kill_broker_while_producing(settings, batch, threshold: int) -> tuple[dict, int]:
     """Produce `batch` in a thread; SIGKILL the broker once the topic holds `threshold` messages.
     Returns what produce did (result or error, seconds) and the end offset seen at the kill."""
-    from lakehouse_helpers.produce import _end_offset
+    from lakehouse_helpers.pipeline.produce import _end_offset
 
     [broker] = [st for st in services.status(settings) if st.name == "kafka" and st.managed]
     outcome: dict = {}

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from lakehouse_helpers import services, storage
+from lakehouse_helpers.runtime import services, storage
 
 pytestmark = pytest.mark.restarts_services
 
@@ -35,7 +35,7 @@ def _consume_all(settings, topic: str) -> list[dict]:
 def test_data_survives_down_then_up(stack, spark, test_env, unique_name):
     from kafka import KafkaProducer
 
-    from lakehouse_helpers.services import kafka as kafka_service
+    from lakehouse_helpers.runtime.services import kafka as kafka_service
 
     topic = f"test.{unique_name}"
     kafka_service.ensure_topic(stack, topic)
@@ -51,7 +51,7 @@ def test_data_survives_down_then_up(stack, spark, test_env, unique_name):
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {stack.schema('tests')}")
     spark.range(7).write.format("delta").saveAsTable(table)
 
-    from lakehouse_helpers.spark import stop_spark
+    from lakehouse_helpers.runtime.spark import stop_spark
 
     stop_spark()  # its metastore connection would not survive the restart
     services.down(stack)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from lakehouse_helpers import jvm
-from lakehouse_helpers.services.spark_conf import prune_scratch, scratch_dir, spark_conf
+from lakehouse_helpers.runtime import jvm
+from lakehouse_helpers.runtime.services.spark_conf import prune_scratch, scratch_dir, spark_conf
 
 
 def test_every_module_resolved(jar_settings):
@@ -61,7 +61,7 @@ def test_spark_scratch_lives_in_the_state_folder_and_dead_processes_leave_none(j
 
 
 def test_only_the_long_lived_server_jvm_gets_the_optimizing_compiler(jar_settings):
-    from lakehouse_helpers.services.spark_connect import server_conf
+    from lakehouse_helpers.runtime.services.spark_connect import server_conf
 
     assert "-XX:TieredStopAtLevel=1" in spark_conf(jar_settings)["spark.driver.extraJavaOptions"]
     assert "TieredStopAtLevel" not in server_conf(jar_settings)["spark.driver.extraJavaOptions"]
@@ -73,7 +73,7 @@ QUICK = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 
 
 def test_kafka_command_pinned(jar_settings, tmp_path):
-    from lakehouse_helpers.services import kafka
+    from lakehouse_helpers.runtime.services import kafka
 
     assert kafka.command(jar_settings, tmp_path / "svc", "-Dmark") == [
         "java", "-Dmark", "-Xmx384m", "-Xms64m", *QUICK, "-Djava.awt.headless=true",  # tier: compared, not run
@@ -83,7 +83,7 @@ def test_kafka_command_pinned(jar_settings, tmp_path):
 
 
 def test_s3proxy_command_pinned(jar_settings, tmp_path):
-    from lakehouse_helpers.services import s3
+    from lakehouse_helpers.runtime.services import s3
 
     jar = jvm.jars(jar_settings, "s3proxy")[0]
     assert s3.command(jar_settings, tmp_path / "svc", "-Dmark") == [
@@ -93,7 +93,7 @@ def test_s3proxy_command_pinned(jar_settings, tmp_path):
 
 
 def test_metastore_command_pinned(jar_settings, tmp_path):
-    from lakehouse_helpers.services import metastore
+    from lakehouse_helpers.runtime.services import metastore
 
     base = tmp_path / "svc"
     assert metastore.command(jar_settings, base, "-Dmark") == [

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import storage
 from lakehouse_helpers.notebook.runner import NotebookResult, run_notebooks
-from lakehouse_helpers.settings import Settings
+from lakehouse_helpers.runtime import storage
+from lakehouse_helpers.runtime.settings import Settings
 
 
 def set_environ(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:

@@ -8,12 +8,13 @@ import ast
 import json
 from dataclasses import dataclass
 
-from lakehouse_helpers import access, catalog, governance, medallion, truth
-from lakehouse_helpers.drops import drift_batch
-from lakehouse_helpers.events import GeneratorConfig, generate
-from lakehouse_helpers.governance import RowFilter, TableGovernance
+from lakehouse_helpers.govern import access, catalog, governance
+from lakehouse_helpers.govern.governance import RowFilter, TableGovernance
 from lakehouse_helpers.notebook import params as nbparams
 from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
+from lakehouse_helpers.pipeline import medallion, truth
+from lakehouse_helpers.pipeline.drops import drift_batch
+from lakehouse_helpers.pipeline.events import GeneratorConfig, generate
 
 
 def defaults(notebook: str) -> dict:

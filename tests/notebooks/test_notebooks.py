@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import catalog, layout, lineage, medallion, truth
-from lakehouse_helpers.events import REASONS, GeneratorConfig, generate
+from lakehouse_helpers.govern import catalog, lineage
 from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR, all_notebooks, discover
+from lakehouse_helpers.pipeline import medallion, truth
+from lakehouse_helpers.pipeline.events import REASONS, GeneratorConfig, generate
+from lakehouse_helpers.runtime import layout
 from tests.notebooks import checked_outputs, proofs
 
 ROOT = Path(__file__).resolve().parents[2]

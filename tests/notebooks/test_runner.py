@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers.notebook.runner import (
-    run_kind,
-    run_notebooks,
-)
+from lakehouse_helpers.notebook.runner import run_kind, run_notebooks
 from tests.unit.test_runner import _notebook, local_settings
 
 

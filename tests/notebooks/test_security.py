@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers.settings import SECRET_ENV_VARS
+from lakehouse_helpers.runtime.settings import SECRET_ENV_VARS
 from tests.security_probes import _family, _generated_secrets, _listening
 from tests.unit.test_make import SKIP_SETUP, recipe
 

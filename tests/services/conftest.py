@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from lakehouse_helpers import governance
+from lakehouse_helpers.govern import governance
 from tests.governance_spec import SPEC
 
 

@@ -8,7 +8,7 @@ The `unity` backend reads grants from the Unity Catalog REST stand-in (tests/uni
 
 from __future__ import annotations
 
-from lakehouse_helpers import access, governance
+from lakehouse_helpers.govern import access, governance
 from tests.governance_spec import SPEC
 
 WHO = """SELECT current_user() AS principal, count(*) AS rows,

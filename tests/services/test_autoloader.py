@@ -1,4 +1,4 @@
-"""Conformance of the open-source Auto Loader (lakehouse_helpers.autoloader) with the behaviour
+"""Conformance of the open-source Auto Loader (lakehouse_helpers.pipeline.autoloader) with the behaviour
 the Databricks documentation gives for `cloudFiles`: one line per behaviour, and its tests.
 
 - formats: json (JSON Lines), csv with a header row, parquet: test_formats
@@ -55,8 +55,8 @@ import time
 import pytest
 from pyspark.errors import StreamingQueryException
 
-from lakehouse_helpers import autoloader as al
-from lakehouse_helpers.stream import input_rows
+from lakehouse_helpers.pipeline import autoloader as al
+from lakehouse_helpers.pipeline.stream import input_rows
 from tests.autoloader_places import (
     Place,
     Stream,
@@ -398,7 +398,7 @@ def test_misfits_rescued_amid_a_large_batch(spark, place):
 
 @LOCAL_ONLY
 def test_only_misfits_take_the_python_path(place, monkeypatch):
-    from lakehouse_helpers.autoloader import batches
+    from lakehouse_helpers.pipeline.autoloader import batches
 
     path = _large_clean_file(place, "big.json")
     calls = []

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from lakehouse_helpers import access, governance, layout
+from lakehouse_helpers.govern import access, governance
+from lakehouse_helpers.runtime import layout
 from tests.governance_spec import SPEC
 
 

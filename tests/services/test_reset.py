@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from lakehouse_helpers import layout, storage
 from lakehouse_helpers.reset import ResetRefused, reset
-from lakehouse_helpers.services import kafka as kafka_service
+from lakehouse_helpers.runtime import layout, storage
+from lakehouse_helpers.runtime.services import kafka as kafka_service
 from tests.services.test_stack import produce
 
 

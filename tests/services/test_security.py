@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import services, storage
+from lakehouse_helpers.runtime import services, storage
 from tests.security_probes import _family, _generated_secrets, _listening
 
 

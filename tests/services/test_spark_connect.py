@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from lakehouse_helpers import services
-from lakehouse_helpers.jvm import spark_log_file
-from lakehouse_helpers.services import ServiceError, spark_connect
-from lakehouse_helpers.settings import local_connect_token
-from lakehouse_helpers.spark import get_spark
+from lakehouse_helpers.runtime import services
+from lakehouse_helpers.runtime.jvm import spark_log_file
+from lakehouse_helpers.runtime.services import ServiceError, spark_connect
+from lakehouse_helpers.runtime.settings import local_connect_token
+from lakehouse_helpers.runtime.spark import get_spark
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def _python(code: str, env: dict[str, str]) -> str:
 def test_two_sessions_do_not_see_each_others_temp_views(connect_stack, spark):
     from pyspark.sql.connect.session import SparkSession
 
-    from lakehouse_helpers.spark import channel
+    from lakehouse_helpers.runtime.spark import channel
 
     spark.range(3).createOrReplaceTempView("only_in_this_session")
     other = SparkSession.builder.channelBuilder(channel(connect_stack, spark_connect.endpoint(connect_stack))).create()
@@ -87,9 +87,9 @@ def test_a_client_without_the_token_is_refused(connect_stack, spark, monkeypatch
 
 
 def test_a_wrong_token_is_named_with_its_fix_not_hidden_by_a_new_session(connect_stack, spark):
-    from lakehouse_helpers import spark as spark_module
-    from lakehouse_helpers.services import ServiceError
-    from lakehouse_helpers.settings import Secret
+    from lakehouse_helpers.runtime import spark as spark_module
+    from lakehouse_helpers.runtime.services import ServiceError
+    from lakehouse_helpers.runtime.settings import Secret
 
     spark_module.stop_spark()
     # A client holding another token (Settings.replace refuses secrets: a dataclass copy does not).

@@ -8,9 +8,9 @@ import os
 import subprocess
 import sys
 
-from lakehouse_helpers import storage
-from lakehouse_helpers.services import kafka as kafka_service
-from lakehouse_helpers.stream import kafka_reader
+from lakehouse_helpers.pipeline.stream import kafka_reader
+from lakehouse_helpers.runtime import storage
+from lakehouse_helpers.runtime.services import kafka as kafka_service
 
 
 def produce(settings, topic: str, n: int) -> None:

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from lakehouse_helpers import layout, storage
-from lakehouse_helpers.contract import RAW_COLUMNS
-from lakehouse_helpers.events import generate
-from lakehouse_helpers.export import export_to_landing
-from lakehouse_helpers.ledgers import read_watermark
-from lakehouse_helpers.stream import classify, ensure_tables, input_rows
+from lakehouse_helpers.pipeline.events import generate
+from lakehouse_helpers.pipeline.export import export_to_landing
+from lakehouse_helpers.pipeline.stream import classify, ensure_tables, input_rows
+from lakehouse_helpers.runtime import layout, storage
+from lakehouse_helpers.runtime.contract import RAW_COLUMNS
+from lakehouse_helpers.runtime.ledgers import read_watermark
 
 
 def _kafka_frame(spark, values: list[bytes | None]):
@@ -106,7 +106,7 @@ def test_crash_before_watermark_commit_does_not_duplicate(spark, export_settings
 
 
 def test_gate_failure_writes_nothing(spark, export_settings):
-    from lakehouse_helpers import quality
+    from lakehouse_helpers.pipeline import quality
 
     s = export_settings
     ensure_tables(spark, s)
@@ -122,7 +122,7 @@ def test_gate_failure_writes_nothing(spark, export_settings):
 
 
 def test_updates_to_the_append_only_raw_table_block_the_export(spark, export_settings):
-    from lakehouse_helpers.export import ExportBlocked
+    from lakehouse_helpers.pipeline.export import ExportBlocked
 
     s = export_settings
     ensure_tables(spark, s)
@@ -144,8 +144,8 @@ def _stop_after(spark, rows: int, seen: list):
 
 
 def test_live_mode_reports_progress_and_stops_at_its_deadline(spark, export_settings, unique_name):
-    from lakehouse_helpers.produce import produce
-    from lakehouse_helpers.stream import run_stream, table_counts
+    from lakehouse_helpers.pipeline.produce import produce
+    from lakehouse_helpers.pipeline.stream import run_stream, table_counts
 
     s = export_settings.replace(kafka_topic=f"live.{unique_name}")
     batch = generate(events=200, seed=11)
@@ -179,8 +179,8 @@ def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spar
     import time
     from pathlib import Path
 
-    from lakehouse_helpers.produce import produce
-    from lakehouse_helpers.stream import run_stream, table_counts
+    from lakehouse_helpers.pipeline.produce import produce
+    from lakehouse_helpers.pipeline.stream import run_stream, table_counts
 
     s = export_settings.replace(kafka_topic=f"left.{unique_name}")
     batch = generate(events=200, seed=12)
@@ -194,7 +194,7 @@ def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spar
     while not any(commits.glob("[0-9]*")) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert any(commits.glob("[0-9]*")), "the live run committed no batch within 120 s"
-    with caplog.at_level(logging.INFO, logger="lakehouse_helpers.stream_owner"):
+    with caplog.at_level(logging.INFO, logger="lakehouse_helpers.pipeline.stream_owner"):
         result = run_stream(spark, s)
     messages = caplog.messages
     thread.join(30)
@@ -208,8 +208,8 @@ def test_a_live_run_left_running_in_this_session_is_stopped_by_the_next_run(spar
 
 
 def test_delivery_failures_are_counted_and_raised(stack, unique_name):
-    from lakehouse_helpers.events import Batch, GeneratorConfig, Message
-    from lakehouse_helpers.produce import ProduceError, load_manifests, produce
+    from lakehouse_helpers.pipeline.events import Batch, GeneratorConfig, Message
+    from lakehouse_helpers.pipeline.produce import ProduceError, load_manifests, produce
 
     s = stack.replace(kafka_topic=f"fail.{unique_name}")
     batch = Batch(GeneratorConfig(events=3, seed=99))
@@ -230,8 +230,8 @@ def test_a_re_run_after_a_partial_send_sends_exactly_the_rest(stack, unique_name
     exact duplicates, malformed ones and keyless ones included (compared byte for byte)."""
     from collections import Counter
 
-    from lakehouse_helpers import produce as producing
-    from lakehouse_helpers import services
+    from lakehouse_helpers.pipeline import produce as producing
+    from lakehouse_helpers.runtime import services
 
     s = stack.replace(kafka_topic=f"partial.{unique_name}", data_dir_override=str(tmp_path / "data"))
     services.kafka.ensure_topic(s, s.kafka_topic, partitions=partitions)
@@ -278,8 +278,8 @@ def _read_topic(settings, topic: str, expect: int) -> dict[int, list]:
 def test_produce_reports_every_offset_and_keeps_each_keys_order(stack, unique_name, partitions):
     from collections import defaultdict
 
-    from lakehouse_helpers import services
-    from lakehouse_helpers.produce import load_manifests, produce
+    from lakehouse_helpers.pipeline.produce import load_manifests, produce
+    from lakehouse_helpers.runtime import services
 
     s = stack.replace(kafka_topic=f"order.{unique_name}")
     services.kafka.ensure_topic(s, s.kafka_topic, partitions=partitions)

@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 from pyspark.errors import PySparkException
 
-from lakehouse_helpers import medallion
-from lakehouse_helpers.expectations import ExpectationFailed, evaluate, raise_on_fail
+from lakehouse_helpers.pipeline import medallion
+from lakehouse_helpers.pipeline.expectations import ExpectationFailed, evaluate, raise_on_fail
 from tests.unit.test_medallion import EXPECTATIONS, NOTEBOOK, T0, bronze_rows
 
 BRONZE_DDL = (
@@ -75,7 +75,7 @@ def notebook_upsert(tables, expectations):
 def silver_template(spark_stack):
     """Silver's tables, created once for this module (creating them is most of a test's time):
     (settings, names)."""
-    from lakehouse_helpers.spark import get_spark
+    from lakehouse_helpers.runtime.spark import get_spark
 
     settings = spark_stack.replace(schema_prefix=f"t{uuid.uuid4().hex[:8]}_")
     yield settings, medallion.ensure_tables(get_spark(settings, app_name="lakehouse-tests"), settings)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_helpers import quality
-from lakehouse_helpers.contract import EVENT_FIELDS
+from lakehouse_helpers.pipeline import quality
+from lakehouse_helpers.runtime.contract import EVENT_FIELDS
 
 # The `spark` fixture is a session on the test stack: every service, and Spark.
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from lakehouse_helpers import layout
 from lakehouse_helpers.notebook.upstream import NotRunYet, require_upstream
+from lakehouse_helpers.runtime import layout
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_helpers import access, catalog
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.govern import access, catalog
+from lakehouse_helpers.runtime.settings import load_settings
 from tests.governance_spec import SPEC
 
 

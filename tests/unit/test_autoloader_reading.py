@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import autoloader as al
+from lakehouse_helpers.pipeline import autoloader as al
 
 
 def test_parquet_string_lists_become_json_text_column_wise(tmp_path, monkeypatch):
@@ -20,7 +20,7 @@ def test_parquet_string_lists_become_json_text_column_wise(tmp_path, monkeypatch
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from lakehouse_helpers.autoloader import batches
+    from lakehouse_helpers.pipeline.autoloader import batches
 
     lists = [[], ["promo_code"], ["a", "b"], None, ['q"x'], ["é"], [None], ["", "x]"]] * 500
     path = str(tmp_path / "lists.parquet")
@@ -39,7 +39,7 @@ def test_parquet_string_lists_become_json_text_column_wise(tmp_path, monkeypatch
 # Peak memory from /proc: ru_maxrss survives exec, so a child would report its parent's peak.
 MEMORY_SCRIPT = """
 import json, sys
-from lakehouse_helpers.autoloader import arrow_schema, read_file
+from lakehouse_helpers.pipeline.autoloader import arrow_schema, read_file
 small, big, fmt = sys.argv[1], sys.argv[2], sys.argv[3]
 fields = [(n, t) for n, t in json.loads(sys.argv[4])] + [("_rescued_data", "string"), ("_source_file", "string")]
 schema = arrow_schema(fields)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lakehouse_helpers.settings import ENV_VARS, SECRET_ENV_VARS, Settings
+from lakehouse_helpers.runtime.settings import ENV_VARS, SECRET_ENV_VARS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker" / "docker-compose.yml"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_helpers import autoloader
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.pipeline import autoloader
+from lakehouse_helpers.runtime.settings import load_settings
 
 
 class RecordingSpark:
@@ -75,7 +75,7 @@ def test_auto_loader_uses_native_cloudfiles_with_documented_options(databricks):
 def test_databricks_profile_gets_the_runtime_session(databricks, monkeypatch):
     from pyspark.sql import SparkSession
 
-    from lakehouse_helpers import spark as spark_module
+    from lakehouse_helpers.runtime import spark as spark_module
 
     sentinel = object()
     monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: sentinel))  # tier: a stand-in session

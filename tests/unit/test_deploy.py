@@ -22,7 +22,7 @@ from lakehouse_helpers.deploy import JOB_NOTEBOOKS, DeployConfig, DeployError, d
 from lakehouse_helpers.deploy import job_settings as _job_settings
 from lakehouse_helpers.deploy.wheel import build_wheel, wheel_name
 from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.runtime.settings import load_settings
 from tests.databricks_standin import DatabricksStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def test_wheel_installs_declares_no_dependencies_and_is_reproducible(tmp_path):
         names = set(zf.namelist())
         metadata = zf.read("lakehouse_workbook-0.1.0.dist-info/METADATA").decode()
     assert {"lakehouse_helpers/__init__.py", "lakehouse_helpers/deploy/plan.py",
-        "lakehouse_helpers/log4j2.properties"} <= names
+        "lakehouse_helpers/runtime/log4j2.properties"} <= names
     assert not any("__pycache__" in n for n in names)
     # No pyspark (or anything) for a cluster to install over the Databricks Runtime's own.
     assert "Requires-Dist" not in metadata and "Name: lakehouse-workbook" in metadata

@@ -8,7 +8,7 @@ import pytest
 from pyspark.errors import PySparkAssertionError
 from pyspark.errors.exceptions.connect import SparkConnectException, SparkConnectGrpcException
 
-from lakehouse_helpers import errors
+from lakehouse_helpers.runtime import errors
 
 # What notebook 05 receives from the open-source Auto Loader: the worker's error inside Spark's text.
 UNKNOWN = ("[STREAM_FAILED] Query terminated with exception: [PYTHON_DATA_SOURCE_ERROR] "

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lakehouse_helpers.events import (
+from lakehouse_helpers.pipeline.events import (
     CURRENCIES,
     CURRENCY,
     DRIFT_FIELD,
@@ -18,7 +18,7 @@ from lakehouse_helpers.events import (
     GeneratorConfig,
     generate,
 )
-from lakehouse_helpers.medallion import FX_RATES
+from lakehouse_helpers.pipeline.medallion import FX_RATES
 
 
 def test_catalog_has_48_products_with_positive_prices():

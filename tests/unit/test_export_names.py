@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_helpers.export import UnexpectedFileNames, settled_names
+from lakehouse_helpers.pipeline.export import UnexpectedFileNames, settled_names
 
 FOLDER = "landing/orders/ingestion_date=2026-12-01/export_from=1/"
 SPARK = FOLDER + "part-00003-1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9.c000.snappy.parquet"

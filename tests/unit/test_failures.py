@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from lakehouse_helpers import services
 from lakehouse_helpers.doctor import run_checks
-from lakehouse_helpers.services import ServiceError
+from lakehouse_helpers.runtime import services
+from lakehouse_helpers.runtime.services import ServiceError
 
 
 @pytest.fixture

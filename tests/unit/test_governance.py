@@ -4,8 +4,8 @@ for real in tests/services/test_governance.py)."""
 
 from __future__ import annotations
 
-from lakehouse_helpers import governance
-from lakehouse_helpers.governance import TableGovernance
+from lakehouse_helpers.govern import governance
+from lakehouse_helpers.govern.governance import TableGovernance
 from tests.governance_spec import SPEC
 
 
@@ -20,7 +20,7 @@ class RecordingSession:
 
 
 def test_databricks_backend_runs_exactly_the_native_statements():
-    from lakehouse_helpers.settings import load_settings
+    from lakehouse_helpers.runtime.settings import load_settings
 
     settings = load_settings(env={"LAKEHOUSE_PROFILE": "databricks", "LAKEHOUSE_CATALOG": "lakehouse"}, dotenv=None)
     session = RecordingSession()
@@ -48,7 +48,7 @@ def test_databricks_backend_runs_exactly_the_native_statements():
 
 
 def test_quotes_in_descriptions_are_escaped():
-    from lakehouse_helpers.settings import load_settings
+    from lakehouse_helpers.runtime.settings import load_settings
 
     settings = load_settings(env={"LAKEHOUSE_PROFILE": "databricks"}, dotenv=None)
     spec = [TableGovernance(schema="gold", name="x", description="the roaster's table")]

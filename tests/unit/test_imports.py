@@ -82,31 +82,25 @@ def test_only_the_tools_on_top_import_the_notebook_helpers():
     assert upward == []
 
 
-# The package's floors, bottom up: a module imports only from its own floor or a lower one. The
-# README's "Layout" section describes the same four parts.
-LAYERS = {
-    "runtime": ("settings", "widgets", "jobparams", "errors", "fds", "pyversion", "layout", "storage", "ledgers",
-                "jvm", "services", "spark", "contract"),
-    "pipeline": ("events", "produce", "stream", "stream_owner", "export", "quality", "drops", "autoloader", "bronze",
-                 "expectations", "medallion", "truth"),
-    "governance": ("governance", "unity", "access", "catalog", "lineage"),
-    "tools": ("notebook", "bench", "deploy", "doctor", "reset", "__main__"),
-}
+# The package's floors, bottom up, each a folder: a module imports only from its own floor or a
+# lower one. The tools on top are the notebook helpers, the bench, the deploy and the command line.
+FLOORS = ("runtime", "pipeline", "govern", "tools")
+TOOLS = ("notebook", "bench", "deploy", "doctor", "reset", "__main__")
 
 
-def layer_of(module: str) -> int:
+def floor_of(module: str) -> int:
     part = module.removeprefix("lakehouse_helpers").lstrip(".").split(".")[0]
     if not part:
-        return 0  # the package's __init__: settings and get_spark, re-exported lazily
-    floors = [i for i, names in enumerate(LAYERS.values()) if part in names]
-    assert floors, f"{module} is on no floor: add it to LAYERS (and to the README's layout)"
-    return floors[0]
+        return 0  # the package's __init__: load_settings and a lazy get_spark
+    if part in TOOLS:
+        return FLOORS.index("tools")
+    assert part in FLOORS, f"{module} is on no floor: move it into one of {FLOORS[:-1]} or add it to TOOLS"
+    return FLOORS.index(part)
 
 
 def upward_imports(g: dict[str, set[str]]) -> list[str]:
-    names = list(LAYERS)
-    return sorted(f"{m} ({names[layer_of(m)]}) imports {d} ({names[layer_of(d)]})"
-                  for m, deps in g.items() for d in deps if layer_of(d) > layer_of(m))
+    return sorted(f"{m} ({FLOORS[floor_of(m)]}) imports {d} ({FLOORS[floor_of(d)]})"
+                  for m, deps in g.items() for d in deps if floor_of(d) > floor_of(m))
 
 
 def test_no_module_imports_from_a_higher_floor():
@@ -114,23 +108,27 @@ def test_no_module_imports_from_a_higher_floor():
 
 
 def test_the_floor_check_sees_an_upward_import():
-    fake = {"lakehouse_helpers.settings": {"lakehouse_helpers.medallion"}, "lakehouse_helpers.medallion": set()}
-    assert upward_imports(fake) == [
-        "lakehouse_helpers.settings (runtime) imports lakehouse_helpers.medallion (pipeline)"]
+    low, high = "lakehouse_helpers.runtime.settings", "lakehouse_helpers.pipeline.medallion"
+    assert upward_imports({low: {high}, high: set()}) == [f"{low} (runtime) imports {high} (pipeline)"]
+
+
+def test_the_top_level_holds_only_the_floors_and_the_tools():
+    top = {p.stem for p in PACKAGE.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    assert top == {"__init__", *FLOORS[:-1], *TOOLS}
 
 
 def test_the_readme_lists_every_module_on_its_floor():
-    """The README's layout names each floor and its modules: the same lists as LAYERS, and every
-    module of the package is on one of them."""
+    """The README's layout names each floor and its modules, as the folders hold them."""
     text = (PACKAGE.parent / "README.md").read_text()
     layout = text[text.index("## Layout"):text.index("## Tests")]
-    for floor, names in LAYERS.items():
+    for floor in (*FLOORS[:-1], "tools"):
         # The floor's line and its continuation lines (indented past the floor names).
-        found = re.search(rf"^  {floor}:(.*(?:\n {{5,}}\S.*)*)", layout, re.M)
+        found = re.search(rf"^  {floor}/?:(.*(?:\n {{5,}}\S.*)*)", layout, re.M)
         assert found, f"the README's layout has no {floor} line"
         text_of_floor = re.sub(r"\([^)]*\)", "", " ".join(found.group(1).split()))
-        listed = [n.strip().split("/")[0] for n in text_of_floor.split(",") if n.strip()]
-        assert sorted(listed) == sorted(names), floor
-    on_disk = {".".join(p.relative_to(PACKAGE).with_suffix("").parts).split(".")[0]
-               for p in PACKAGE.rglob("*.py")} - {"__init__"}
-    assert on_disk <= {n for names in LAYERS.values() for n in names}
+        listed = sorted(n.strip().split("/")[0] for n in text_of_floor.split(",") if n.strip())
+        folder = PACKAGE / floor
+        on_disk = sorted(TOOLS) if floor == "tools" else sorted(
+            p.stem for p in folder.iterdir()
+            if p.stem != "__init__" and (p.suffix == ".py" or (p / "__init__.py").exists()))
+        assert listed == on_disk, floor

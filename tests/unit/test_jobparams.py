@@ -15,14 +15,14 @@ import types
 import pytest
 
 from lakehouse_helpers.deploy.plan import JOB_NOTEBOOKS, job_parameters
-from lakehouse_helpers.jobparams import (
+from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters, parameters_source
+from lakehouse_helpers.runtime.jobparams import (
     SETTING_PARAMETERS,
     JobParameterError,
     read_job_parameters,
     runtime_widgets,
 )
-from lakehouse_helpers.notebook.params import NOTEBOOKS_DIR, notebook_parameters, parameters_source
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.runtime.settings import load_settings
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 CALL = "globals().update(read_job_parameters(settings, globals()))"

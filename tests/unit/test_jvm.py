@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import jvm
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.runtime import jvm
+from lakehouse_helpers.runtime.settings import load_settings
 
 
 def test_artifact_name_drops_only_the_version():
@@ -22,7 +22,8 @@ def test_missing_cache_says_make_setup(tmp_path):
         jvm.jars(s, "kafka")
     err = info.value
     assert (err.module, err.folder) == ("kafka", tmp_path / "jars" / "kafka")
-    assert "`make setup`" in err.fix and "lakehouse_helpers/jvm/pom.xml" in err.fix and str(err).endswith(err.fix)
+    assert "`make setup`" in err.fix and "lakehouse_helpers/runtime/jvm/pom.xml" in err.fix
+    assert str(err).endswith(err.fix)
 
 
 def test_the_doctor_keeps_the_jar_cache_fix(tmp_path):
@@ -33,7 +34,8 @@ def test_the_doctor_keeps_the_jar_cache_fix(tmp_path):
     assert [c.name for c in checks] == [f"jars {m}" for m in jvm.MODULES]
     for check, module in zip(checks, jvm.MODULES, strict=True):
         assert not check.ok and check.detail == f"missing in {tmp_path / 'jars' / module}"
-        assert check.fix.startswith("Resolve them once with `make setup` (runs Maven on lakehouse_helpers/jvm/pom.xml)")
+        assert check.fix.startswith(
+            "Resolve them once with `make setup` (runs Maven on lakehouse_helpers/runtime/jvm/pom.xml)")
 
 
 # The JVM options of every JVM the workbook starts, pinned: a change here changes how a service

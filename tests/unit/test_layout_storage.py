@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_helpers import layout, storage
-from lakehouse_helpers.autoloader import filesystem, s3_options
-from lakehouse_helpers.services.spark_conf import _s3a_conf
-from lakehouse_helpers.settings import load_settings, local_s3_keys
+from lakehouse_helpers.pipeline.autoloader import filesystem, s3_options
+from lakehouse_helpers.runtime import layout, storage
+from lakehouse_helpers.runtime.services.spark_conf import _s3a_conf
+from lakehouse_helpers.runtime.settings import load_settings, local_s3_keys
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lakehouse_helpers import lineage
+from lakehouse_helpers.govern import lineage
 
 APP = "app-run"
 DATASETS = {

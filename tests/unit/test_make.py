@@ -157,7 +157,7 @@ def test_strip_calls_the_cli():
 
 
 def test_python_versions_are_stated_once_and_everything_agrees():
-    from lakehouse_helpers import pyversion
+    from lakehouse_helpers.runtime import pyversion
 
     assert pyversion.requirement() == re.search(r'requires-python = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[
         1]
@@ -171,7 +171,7 @@ def test_python_versions_are_stated_once_and_everything_agrees():
 
 def test_the_makefile_refuses_an_unsupported_python_with_the_versions_and_the_fix(tmp_path):
     # The check runs before anything is installed: standard library only, any python3 can run it.
-    script = ROOT / "lakehouse_helpers" / "pyversion.py"
+    script = ROOT / "lakehouse_helpers" / "runtime" / "pyversion.py"
     ok = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     fake = tmp_path / "sitecustomize.py"  # makes this interpreter report 3.10 to the script

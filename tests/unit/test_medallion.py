@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 
-from lakehouse_helpers import medallion, truth
-from lakehouse_helpers.drops import drift_batch
-from lakehouse_helpers.events import CURRENCIES, PRODUCT_ID_PATTERN, GeneratorConfig, generate
-from lakehouse_helpers.expectations import Expectation
 from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
+from lakehouse_helpers.pipeline import medallion, truth
+from lakehouse_helpers.pipeline.drops import drift_batch
+from lakehouse_helpers.pipeline.events import CURRENCIES, PRODUCT_ID_PATTERN, GeneratorConfig, generate
+from lakehouse_helpers.pipeline.expectations import Expectation
 
 NOTEBOOK = NOTEBOOKS_DIR / "06_medallion_silver_gold.ipynb"
 EXPECTATIONS = [
@@ -43,7 +43,7 @@ def test_expectations_are_validated():
     with pytest.raises(ValueError, match="action must be one of"):
         Expectation("x", "true", "ignore")
     with pytest.raises(ValueError, match="unique"):
-        from lakehouse_helpers.expectations import validate
+        from lakehouse_helpers.pipeline.expectations import validate
 
         validate([Expectation("a", "true"), Expectation("a", "false", "drop")])
 
@@ -53,7 +53,7 @@ def test_notebook_06_expectations_take_the_catalog_from_the_package(tmp_path):
     they take from 06's set-up cell), and its expectations use the package's product-id pattern
     and currencies rather than copies of them."""
     from lakehouse_helpers.bench.lake_stages import notebook_06
-    from lakehouse_helpers.settings import load_settings
+    from lakehouse_helpers.runtime.settings import load_settings
 
     tables = medallion.names(load_settings(env={"LAKEHOUSE_STATE_DIR": str(tmp_path)}, dotenv=None))
     scope = notebook_06(tables)

@@ -1,4 +1,4 @@
-"""The idle watch of the Spark Connect server's Python daemons (lakehouse_helpers/services/pydaemon.py),
+"""The idle watch of the Spark Connect server's Python daemons (lakehouse_helpers/runtime/services/pydaemon.py),
 on a plain Python process that stands in for pyspark's daemon: same signal, same /proc reading."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from lakehouse_helpers.services import pydaemon
+from lakehouse_helpers.runtime.services import pydaemon
 
 # A process that watches itself with short intervals, optionally holding a child, then idles.
 WATCHED = """
 import subprocess, sys, time
-from lakehouse_helpers.services import pydaemon
+from lakehouse_helpers.runtime.services import pydaemon
 pydaemon.IDLE_S, pydaemon.CHECK_S = 0.3, 0.05
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) if sys.argv[1] == "busy" else None
 pydaemon.watch()

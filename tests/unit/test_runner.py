@@ -24,7 +24,7 @@ from lakehouse_helpers.notebook.runner import (
     format_summary,
     unparsed_parameter_lines,
 )
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers.runtime.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lakehouse_helpers import doctor, storage
-from lakehouse_helpers.services import ServiceError, s3
-from lakehouse_helpers.settings import load_settings, local_s3_keys
+from lakehouse_helpers import doctor
+from lakehouse_helpers.runtime import storage
+from lakehouse_helpers.runtime.services import ServiceError, s3
+from lakehouse_helpers.runtime.settings import load_settings, local_s3_keys
 
 ANSWERS = {
     "keys": (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),

@@ -7,9 +7,9 @@ from types import ModuleType
 
 import pytest
 
-from lakehouse_helpers import services
-from lakehouse_helpers.services import ServicePlugin, kafka, metastore, s3, spark_connect
-from lakehouse_helpers.services._plugin import ServicePlugin as DeclaredPlugin
+from lakehouse_helpers.runtime import services
+from lakehouse_helpers.runtime.services import ServicePlugin, kafka, metastore, s3, spark_connect
+from lakehouse_helpers.runtime.services._plugin import ServicePlugin as DeclaredPlugin
 
 MODULES = (kafka, s3, metastore, spark_connect)
 MEMBERS = {name: value for name, value in vars(DeclaredPlugin).items() if not name.startswith("_")}

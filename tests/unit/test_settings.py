@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse_helpers.settings import Secret, SettingsError, load_settings, local_s3_keys
+from lakehouse_helpers.runtime.settings import Secret, SettingsError, load_settings, local_s3_keys
 
 
 def test_defaults(tmp_path):
@@ -99,7 +99,7 @@ def test_a_databricks_cluster_is_recognised_without_a_profile_variable(tmp_path)
 
 
 def test_kafka_cluster_ids_never_look_like_an_option():
-    from lakehouse_helpers.services.kafka import new_cluster_id
+    from lakehouse_helpers.runtime.services.kafka import new_cluster_id
 
     ids = [new_cluster_id() for _ in range(2000)]  # about 31 would start with "-" unfiltered
     assert all(len(i) == 22 and not i.startswith("-") for i in ids) and len(set(ids)) == len(ids)

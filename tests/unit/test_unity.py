@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_helpers import doctor, governance, unity
-from lakehouse_helpers.governance import RowFilter, TableGovernance
-from lakehouse_helpers.settings import load_settings
+from lakehouse_helpers import doctor
+from lakehouse_helpers.govern import governance, unity
+from lakehouse_helpers.govern.governance import RowFilter, TableGovernance
+from lakehouse_helpers.runtime.settings import load_settings
 from tests.unity_standin import UnityCatalogStandIn
 
 TABLE = "lakehouse.silver.customers"
@@ -68,7 +69,7 @@ def settings_uc(uc, canary, tmp_path):
 
 
 def test_governance_sends_comments_properties_and_grants_through_the_api(uc, settings_uc, canary, caplog):
-    with caplog.at_level(logging.WARNING, logger="lakehouse_helpers.governance"):
+    with caplog.at_level(logging.WARNING, logger="lakehouse_helpers.govern.governance"):
         sent = governance.apply(None, settings_uc, SPEC)  # backend from catalog_impl: no Spark needed
 
     table = uc.state.tables[TABLE]

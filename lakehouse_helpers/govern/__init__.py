@@ -1,0 +1,1 @@
+"""Govern: see the README's layout."""

@@ -1,0 +1,1 @@
+"""Pipeline: see the README's layout."""

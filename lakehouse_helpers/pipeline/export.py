@@ -1,0 +1,230 @@
+"""Export the raw Delta table to the S3 landing zone as Parquet, idempotently.
+
+Each run exports the Delta versions committed since the last export (read through the change
+data feed), writes them under `ingestion_date=<day>/export_from=<first version>/`, and only then
+commits the new watermark (`layout.EXPORT_STATE_KEY`, see `ledgers.py`). Re-running exports nothing
+new. A crash between the write and the commit is repaired by the next run: it exports the same
+range again from the same first version, and dynamic partition overwrite replaces exactly the
+partitions the failed attempt wrote, so no row lands twice. The files get fixed names
+(`part-<task>.c<n>.snappy.parquet`, see `settle_files`), so the retried range lands under the same
+keys with the same bytes as an uninterrupted export would have written.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from lakehouse_helpers.runtime import errors, layout, services
+from lakehouse_helpers.runtime.ledgers import commit_watermark, read_watermark
+from lakehouse_helpers.runtime.settings import Settings
+from lakehouse_helpers.runtime.storage import list_keys, s3_client
+
+
+class ExportBlocked(RuntimeError):
+    """The quality gate failed: nothing was exported."""
+
+
+@dataclass
+class ExportResult:
+    from_version: int | None
+    to_version: int
+    rows: int
+    seconds: float
+    partitions: list[str] = field(default_factory=list)
+    skipped_reason: str = ""
+
+
+def table_version(spark, path: str) -> int:
+    """The latest committed version of the Delta table at `path`."""
+    return spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first()["version"]
+
+
+def pending_range(spark, settings: Settings) -> tuple[int, int]:
+    """(first, last): the raw table's versions not exported yet; nothing is new when first > last."""
+    first = read_watermark(settings)["last_exported_version"] + 1
+    return first, table_version(spark, layout.raw_orders(settings))
+
+
+def require_append_only(feed, raw_path: str) -> None:
+    """Raise ExportBlocked if the change data feed holds updates or deletes: the landing zone
+    only ever receives appended rows, so it cannot follow them."""
+    from pyspark.sql import functions as F
+
+    rewritten = feed.where(F.col("_change_type") != "insert").select("_commit_version").distinct().collect()
+    if rewritten:
+        raise ExportBlocked(
+            f"The raw table at {raw_path} is append-only, but version(s) {sorted(r[0] for r in rewritten)} "
+            "updated or deleted rows, which the landing zone cannot follow. Restore the table "
+            "(RESTORE ... TO VERSION AS OF) or rebuild raw and landing from Kafka."
+        )
+
+
+def change_feed(spark, raw_path: str, first: int, last: int):
+    """Rows appended to raw in versions first..last, with the raw table's columns (notebook 03
+    shows this read step by step)."""
+    feed = (
+        spark.read.format("delta").option("readChangeFeed", "true")
+        .option("startingVersion", first).option("endingVersion", last).load(raw_path)
+    )
+    require_append_only(feed, raw_path)
+    return feed.drop("_change_type", "_commit_version", "_commit_timestamp")
+
+
+def pending_changes(spark, settings: Settings):
+    """(first version, last version, DataFrame of rows added in between) since the watermark;
+    the DataFrame is None when nothing is new."""
+    first, last = pending_range(spark, settings)
+    if first > last:
+        return first, last, None
+    return first, last, change_feed(spark, layout.raw_orders(settings), first, last)
+
+
+def write_landing(changes, first: int, landing_url: str) -> None:
+    """Parquet under ingestion_date=<day>/export_from=<first>/. Dynamic partition overwrite
+    replaces only the partitions this range writes, so a retried range never lands twice."""
+    from pyspark.sql import functions as F
+
+    (
+        changes.withColumn("export_from", F.lit(first))
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy("ingestion_date", "export_from")
+        .parquet(landing_url)
+    )
+
+
+STAGING_PREFIX = ".spark-staging-"  # dynamic partition overwrite stages a write here
+# Spark's name for a written file: part-<task>-<the write's random job id>.c<n>.<codec>.parquet
+_SPARK_FILE = re.compile(r"^(part-\d{5})-[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}(\.c\d{3}\..+)$")
+# The same file once settled (an earlier attempt of this export renamed it already).
+_SETTLED_FILE = re.compile(r"^part-\d{5}\.c\d{3}\..+$")
+
+
+class UnexpectedFileNames(RuntimeError):
+    """Files in an export's folder that neither Spark's naming nor the settled naming explain."""
+
+
+def settled_names(folder: str, keys: list[str]) -> dict[str, str]:
+    """Each key's fixed name (a settled key keeps its own). Raises, naming the files, when a key
+    matches neither naming: Spark may have changed how it names files, and keeping the random
+    names would make a retried export land under new keys and be ingested twice."""
+    names, unknown = {}, []
+    for key in keys:
+        name = key[len(folder):]
+        m = _SPARK_FILE.match(name)
+        if m:
+            names[key] = folder + m.group(1) + m.group(2)
+        elif _SETTLED_FILE.match(name):
+            names[key] = key
+        else:
+            unknown.append(key)
+    if unknown:
+        raise UnexpectedFileNames(
+            f"{len(unknown)} file(s) in {folder} do not look like Spark's Parquet output "
+            f"(part-<task>-<uuid>.c<n>.<codec>.parquet): {', '.join(unknown[:5])}. "
+            "The export is not committed, so nothing is lost: if this Spark names files differently, "
+            "update export._SPARK_FILE; if the files are foreign, remove them and run the export again.")
+    return names
+
+
+def settle_files(settings: Settings, first: int, partitions: list[str]) -> list[str]:
+    """After a successful write: give its files fixed names and remove what failed writes left.
+
+    Spark names files after a random id per write, so a retried export (same rows, same tasks,
+    same bytes) would land under new keys, and a reader that tracks files by key (Auto Loader)
+    would take them for new files and ingest the range twice. `part-<task>.c<n>...` keys make the
+    retry overwrite the same objects. A write that died with S3 could not remove its staged files
+    (`.spark-staging-<job>/`, skipped by readers): they go too. Returns the export's keys."""
+    client, bucket = s3_client(settings), settings.s3_bucket
+    for key in list_keys(settings, f"{layout.LANDING_PREFIX}/{STAGING_PREFIX}"):
+        client.delete_object(Bucket=bucket, Key=key)
+    # Every folder's names are checked before any is renamed: an unknown name stops the export whole.
+    renames = {}
+    for day in partitions:
+        folder = layout.landing_key_prefix(day, first)
+        renames.update(settled_names(folder, list_keys(settings, folder)))
+    for key, final in renames.items():
+        if final != key:
+            # Copy, then delete: a crash in between leaves a duplicate in a folder whose export is
+            # not committed yet, and the re-run's partition overwrite replaces that folder whole.
+            client.copy({"Bucket": bucket, "Key": key}, bucket, final)
+            client.delete_object(Bucket=bucket, Key=key)
+    return sorted(renames.values())
+
+
+def ingestion_dates(changes) -> list[str]:
+    """The ingestion_date partitions the rows fall in (kept with each export in the watermark file)."""
+    return sorted(str(r[0]) for r in changes.select("ingestion_date").distinct().collect())
+
+
+def commit_export(settings: Settings, first: int, last: int, rows: int, partitions: list[str]) -> dict:
+    """Move the watermark to `last`, after the write: a crash before this re-exports the range."""
+    state = read_watermark(settings)
+    state["last_exported_version"] = last
+    state["exports"].append(
+        {"from_version": first, "to_version": last, "rows": rows, "partitions": partitions, "at": time.time()}
+    )
+    commit_watermark(settings, state)
+    return state
+
+
+def export_history(settings: Settings, last: int = 3):
+    """The last exports from the watermark file, with a readable UTC time."""
+    import pandas as pd
+
+    frame = pd.DataFrame(read_watermark(settings)["exports"][-last:])
+    if not frame.empty:
+        frame["at"] = pd.to_datetime(frame["at"], unit="s", utc=True).dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+        frame["partitions"] = frame["partitions"].str.join(", ")
+    return frame
+
+
+def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
+    """Export what is new in the raw table, the same steps notebook 03 shows. `gate(df)` runs
+    before anything is written and raises to stop the export (see quality.gate). If S3 goes down
+    meanwhile, the error names it and the fix (not Spark's trace); nothing is marked exported."""
+    services.require(settings, "s3")
+    start = time.monotonic()
+    try:
+        first, last, changes = pending_changes(spark, settings)
+        if changes is None:
+            return ExportResult(None, last, 0, round(time.monotonic() - start, 2),
+                skipped_reason="nothing new since the last export")
+        changes = changes.persist()
+        try:
+            rows = changes.count()
+            if gate is not None:
+                gate(changes)
+            if rows:
+                write_landing(changes, first, layout.landing_url(settings))
+            partitions = ingestion_dates(changes)
+            settle_files(settings, first, partitions if rows else [])
+        finally:
+            changes.unpersist()
+        commit_export(settings, first, last, rows, partitions)
+    except Exception as exc:
+        down = _s3_down(settings)
+        if down is None:
+            raise
+        raise services.ServiceError(
+            f"{down.problem}\nThe export stopped before its watermark was committed, so nothing is marked "
+            f"exported (it failed with: {errors.first_line(exc)}).",
+            service=down.service, address=down.address,
+            fix=f"{down.fix} Then run the export again: it exports what is missing and rewrites the same files.",
+        ) from None
+    return ExportResult(first, last, rows, round(time.monotonic() - start, 2), partitions)
+
+
+def _s3_down(settings: Settings) -> services.ServiceError | None:
+    """Why S3 cannot be used now (its check's error, with the fix), or None when it answers."""
+    try:
+        services.check(settings, "s3")
+    except services.ServiceError as exc:
+        return exc
+    return None
+
+
+def landing_files(settings: Settings) -> list[str]:
+    return [k for k in list_keys(settings, layout.LANDING_PREFIX + "/") if k.endswith(".parquet")]

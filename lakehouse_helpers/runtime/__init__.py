@@ -1,0 +1,1 @@
+"""Runtime: see the README's layout."""

@@ -1,0 +1,141 @@
+"""One SparkSession factory: Delta, the Kafka source, s3a and the catalog, configured once.
+
+Notebooks never spell out a jar path or an s3a key: everything comes from `Settings`.
+Start-up is paid once per process; later calls return the running session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from lakehouse_helpers.runtime import errors, layout
+from lakehouse_helpers.runtime.fds import output_to
+from lakehouse_helpers.runtime.services.spark_conf import jvm_output_file, prune_scratch, scratch_dir, spark_conf
+from lakehouse_helpers.runtime.settings import Settings, load_settings
+
+
+def get_spark(settings: Settings | None = None, app_name: str = "lakehouse-workbook"):
+    """The workbook's SparkSession, reused by every call in the process.
+
+    connect (default): a thin client of the warm Spark Connect server (an embedded service, or
+    the server at `spark_remote`); classic: Spark inside this process; databricks profile:
+    the runtime's own session."""
+    from pyspark.sql import SparkSession
+
+    settings = settings or load_settings()
+    if settings.profile == "databricks":
+        # Inside a Databricks runtime the session, Delta and Unity Catalog already exist.
+        active = SparkSession.getActiveSession()
+        return active if active is not None else SparkSession.builder.getOrCreate()
+    if settings.uses_connect:
+        return connect(settings)
+    return _classic(settings, app_name)
+
+
+def connect(settings: Settings):
+    """This process's Spark Connect session (created on first use; again after the server restarted)."""
+    from pyspark.sql.connect.session import SparkSession
+
+    from lakehouse_helpers.runtime import services
+
+    if not settings.spark_remote:
+        services.require(settings, "spark")  # names the service and `make services-up` if down
+    url = settings.spark_remote or services.spark_connect.endpoint(settings)
+    # What pyspark's builder.remote() sets: pyspark.sql.functions (F.col ...) build Spark Connect
+    # expressions only when it is there.
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    session = SparkSession.builder.channelBuilder(channel(settings, url)).getOrCreate()
+    try:
+        _ = session.version  # one round trip: a server restarted since then no longer knows this session
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            session.stop()  # not kept as this process's session, whatever follows
+        if errors.refused_token(exc):
+            raise _refused(url) from None
+        if not errors.lost_session(exc):
+            raise  # the server answered with another failure: the caller sees it as it is
+        session = SparkSession.builder.channelBuilder(channel(settings, url)).create()
+        _ = session.version  # a second failure is the server's answer: it reaches the caller
+    return session
+
+
+def channel(settings: Settings, url: str, user: str | None = None, session_id: str | None = None):
+    """How a client reaches the server: the token set here, in memory (not in the environment, a URL
+    or a log); `user` becomes the session's user_id (current_user() with the workbook's server);
+    `session_id` attaches to an existing session instead of starting one."""
+    from pyspark.sql.connect.client import DefaultChannelBuilder
+
+    builder = DefaultChannelBuilder(url)
+    if settings.spark_connect_token:
+        builder.set(DefaultChannelBuilder.PARAM_TOKEN, settings.spark_connect_token.reveal())
+    if user:
+        builder.set(DefaultChannelBuilder.PARAM_USER_ID, user)
+    if session_id:
+        builder.set(DefaultChannelBuilder.PARAM_SESSION_ID, session_id)
+    return builder
+
+
+def _refused(url: str):
+    """The ServiceError for a server that refused this client's token, naming the fix."""
+    from lakehouse_helpers.runtime.services import ServiceError
+
+    return ServiceError(
+        f"The Spark Connect server at {url} refused this client's token.", service="spark", address=url,
+        fix="The embedded server's token is generated into the state folder and read from there; for a server of "
+            "your own, set SPARK_CONNECT_AUTHENTICATE_TOKEN (environment or .env) to its token.")
+
+
+def _classic(settings: Settings, app_name: str):
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # Inherited from a Spark Connect client (a kernel started by one): pyspark would go remote.
+    for var in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):
+        os.environ.pop(var, None)
+    if settings.lineage:
+        layout.lineage_events(settings).parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYSPARK_PYTHON", _python())
+    # Everything is on loopback; this also stops the "hostname resolves to loopback" warning.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    prune_scratch(settings)
+    scratch = scratch_dir(settings, "classic")
+    scratch.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name, scratch).items():
+        builder = builder.config(key, value)
+    if settings.catalog_impl == "hive":
+        builder = builder.enableHiveSupport()
+    with output_to(jvm_output_file(settings)):  # start-up warnings, traces at exit
+        spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.spark_log_level)
+    return spark
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
+
+
+def stop_spark() -> None:
+    """Stop this process's session (in connect mode: release it on the server, if still up)."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is None:
+        return
+    client = getattr(active, "client", None)
+    if client is not None and not _reachable(client):
+        # The server is gone: releasing the session would retry for minutes. Drop it here only.
+        active.release_session_on_close = False
+    active.stop()
+
+
+def _reachable(client) -> bool:
+    from lakehouse_helpers.runtime.services._process import port_open
+
+    host, _, port = client._builder.endpoint.rpartition(":")
+    return port_open(host.strip("[]"), int(port), 2.0)
