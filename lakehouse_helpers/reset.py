@@ -5,7 +5,7 @@ What goes: the Kafka topic (deleted; 01 creates it again, as on a new broker), t
 schemas in the catalog with every table and view in them (raw, bronze, silver, gold, governance),
 the landing zone's objects in the bucket (`landing/`: the exported Parquet, 03's watermark, 05's
 dropped-in files) and the data folder (raw Delta tables, checkpoints and schema histories, 01's
-manifests, the lineage file). What stays: `.lakehouse/jars`,
+manifests, the lineage files: the listener's and the compacted one). What stays: `.lakehouse/jars`,
 `.venv`, the services and their own data, `.lakehouse/runs` (the executed notebooks: delete that
 folder yourself to drop them). `make clean` removes all of `.lakehouse`, the jar cache included.
 """
