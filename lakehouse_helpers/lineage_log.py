@@ -169,8 +169,8 @@ def size(path: Path) -> int:
 
 def compact(path: Path) -> tuple[int, int]:
     """Fold what the listener wrote into the compacted file; the lineage's size before and after.
-    Call it while no Spark process writes `path`: an event written between the read and the
-    rename below would be lost."""
+    Call it while no Spark process writes `path`: a write under way at the rename below would
+    land in the taken file after it was read, and be lost with it."""
     with _locked(path):
         before = size(path)
         if path.exists():  # renamed first, so a crash from here on loses nothing: it is read back as taken
