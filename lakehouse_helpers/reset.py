@@ -1,13 +1,13 @@
 """`make reset`: the workbook's data back to where it was before notebook 01, in seconds, keeping
 what was downloaded (the virtualenv, the jar cache), the running services and the executed runs.
 
-What goes: the Kafka topic (created again, empty), the workbook's schemas in the catalog with
-every table and view in them (raw, bronze, silver, gold, governance), the landing zone's objects
-in the bucket (`landing/`: the exported Parquet, 03's watermark, 05's dropped-in files) and the
-data folder (raw Delta tables, checkpoints and schema histories, 01's manifests, the lineage
-file). What stays: `.lakehouse/jars`, `.venv`, the services and their own data, `.lakehouse/runs`
-(the executed notebooks: delete that folder yourself to drop them). `make clean` removes all of
-`.lakehouse`, the jar cache included.
+What goes: the Kafka topic (deleted; 01 creates it again, as on a new broker), the workbook's
+schemas in the catalog with every table and view in them (raw, bronze, silver, gold, governance),
+the landing zone's objects in the bucket (`landing/`: the exported Parquet, 03's watermark, 05's
+dropped-in files) and the data folder (raw Delta tables, checkpoints and schema histories, 01's
+manifests, the lineage files: the listener's and the compacted one). What stays: `.lakehouse/jars`,
+`.venv`, the services and their own data, `.lakehouse/runs` (the executed notebooks: delete that
+folder yourself to drop them). `make clean` removes all of `.lakehouse`, the jar cache included.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class ResetRefused(RuntimeError):
 @dataclass
 class Report:
     schemas: list[str] = field(default_factory=list)  # dropped (they existed)
-    topics: list[str] = field(default_factory=list)  # deleted (and created again, empty)
+    topics: list[str] = field(default_factory=list)  # deleted (01 creates the topic again)
     landing_objects: int = 0
     data_dir: str = ""  # removed, if it existed
     seconds: float = 0.0
@@ -38,7 +38,7 @@ class Report:
     def lines(self) -> list[str]:
         return [
             f"catalog: dropped {', '.join(self.schemas) or 'nothing (no workbook schema)'}",
-            f"kafka:   {'emptied topic ' + ', '.join(self.topics) if self.topics else 'no topic to empty'}",
+            f"kafka:   {'deleted topic ' + ', '.join(self.topics) + ' (01 creates it)' if self.topics else 'no topic'}",
             f"s3:      {self.landing_objects} landing object(s) deleted",
             f"local:   {self.data_dir + ' removed' if self.data_dir else 'no data folder'}",
             f"reset in {self.seconds:.1f} s; kept: the virtualenv, the jar cache, the services, the runs",
@@ -55,7 +55,7 @@ def reset(settings: Settings, spark=None) -> Report:
         raise ResetRefused(
             f"reset deletes the workbook's data and runs on the local profile only (this is {settings.profile!r}): "
             "on your own Kafka, S3 or catalog, drop what you no longer want yourself.")
-    from lakehouse_helpers.runtime.services.kafka import delete_topics, ensure_topic
+    from lakehouse_helpers.runtime.services.kafka import delete_topics
     from lakehouse_helpers.runtime.spark import get_spark
     from lakehouse_helpers.runtime.storage import delete_keys
 
@@ -68,8 +68,8 @@ def reset(settings: Settings, spark=None) -> Report:
             report.schemas.append(name)
         # A folder an interrupted run left in the warehouse would make the schema's next CREATE fail.
         shutil.rmtree(settings.warehouse_dir / f"{settings.schema_prefix}{schema}.db", ignore_errors=True)
+    # Not created again: 02 run before 01 then names the missing topic instead of reading nothing.
     report.topics = delete_topics(settings, [settings.kafka_topic])
-    ensure_topic(settings, settings.kafka_topic)
     report.landing_objects = delete_keys(settings, LANDING_ROOT)
     # The server keeps file listings and footers of what it read; the next export writes the same
     # file names with other contents, which a stale listing would read at the old lengths.

@@ -3,6 +3,7 @@
 Spark's side comes from OpenLineage: its Spark listener (configured in `spark.py`) writes one
 JSON event per job start and end to `<data folder>/lineage/openlineage.jsonl`, naming the
 datasets the job read and wrote and, for SQL writes, the input columns of every output column.
+`lineage_log` reads that file and keeps it small (a compacted file beside it).
 
 The listener has two blind spots, filled from evidence the workbook itself keeps:
 - A write inside `foreachBatch` is reported without inputs. It is attributed to the streaming
@@ -18,11 +19,11 @@ Every edge carries the evidence it comes from.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lakehouse_helpers.runtime import layout
+from lakehouse_helpers.runtime.lineage_log import Run, enclosing_inputs, read_runs
 from lakehouse_helpers.runtime.settings import Settings
 
 OPENLINEAGE = "OpenLineage"
@@ -38,55 +39,12 @@ class Edge:
     evidence: str
 
 
-@dataclass
-class Run:
-    """One Spark job as OpenLineage saw it, from its START to its COMPLETE (or FAIL) event."""
-
-    run_id: str
-    app: str
-    job: str
-    start: int
-    end: int = -1
-    inputs: set[tuple[str, str]] = field(default_factory=set)
-    outputs: set[tuple[str, str]] = field(default_factory=set)
-    columns: dict[tuple[str, str], dict] = field(default_factory=dict)  # output -> columnLineage fields
-
-
 def events_file(settings: Settings, spark=None) -> Path:
     """The listener's file: the Spark Connect server's own in connect mode (one file for every
     session it serves), else the one this process's Spark writes."""
     if spark is not None and settings.uses_connect:
         return Path(spark.conf.get("spark.openlineage.transport.location", str(layout.lineage_events(settings))))
     return layout.lineage_events(settings)
-
-
-def read_runs(path: Path) -> list[Run]:
-    """Jobs from an OpenLineage file, in start order. The application's own run is left out."""
-    runs: dict[str, Run] = {}
-    if not path.exists():
-        return []
-    for i, line in enumerate(path.read_text().splitlines()):
-        try:
-            event = json.loads(line)
-        except ValueError:  # a line cut short by a killed process: the job is re-run anyway
-            continue
-        parent = event["run"].get("facets", {}).get("parent")
-        if parent is None:
-            continue
-        run = runs.setdefault(
-            event["run"]["runId"],
-            Run(event["run"]["runId"], parent["run"]["runId"], event["job"]["name"], start=i),
-        )
-        run.inputs |= {(d["namespace"], d["name"]) for d in event.get("inputs", [])}
-        for d in event.get("outputs", []):
-            key = (d["namespace"], d["name"])
-            run.outputs.add(key)
-            fields = d.get("facets", {}).get("columnLineage", {}).get("fields")
-            if fields:
-                run.columns[key] = fields
-        if event["eventType"] in ("COMPLETE", "FAIL", "ABORT"):
-            run.end = i
-    return sorted(runs.values(), key=lambda r: r.start)
 
 
 def dataset_path(namespace: str, name: str) -> str:
@@ -126,10 +84,6 @@ def landing_name(settings: Settings) -> str:
     return f"landing zone {layout.landing_url(settings)}"
 
 
-def _inside(run: Run, outer: Run) -> bool:
-    return outer.app == run.app and outer.start < run.start and run.end != -1 and run.end < outer.end
-
-
 def spark_edges(runs: list[Run], resolve) -> set[Edge]:
     """Edges from every job that read and wrote workbook datasets (self-edges left out)."""
     edges: set[Edge] = set()
@@ -138,9 +92,9 @@ def spark_edges(runs: list[Run], resolve) -> set[Edge]:
         sources, evidence = {resolve(d) for d in run.inputs} - {None}, OPENLINEAGE
         if targets and not (sources - targets):
             # No visible input: the streaming read around this foreachBatch write, if any.
-            around = [o for o in runs if o.inputs and _inside(run, o)]
+            around = enclosing_inputs(run, runs)
             if around:
-                sources = {resolve(d) for d in around[-1].inputs} - {None}
+                sources = {resolve(d) for d in around} - {None}
                 evidence = ENCLOSING_STREAM
         edges |= {Edge(s, t, evidence) for s in sources for t in targets if s != t}
     return edges

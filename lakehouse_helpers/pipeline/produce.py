@@ -237,10 +237,13 @@ def _force_close(producer) -> None:
     """Fail every future still pending, so close() returns and nothing is delivered later behind
     the report. Needed with a dead broker: kafka-python 3.0 (idempotent) expires the batch in
     flight, then waits for a new producer id before it expires the queued ones, which never comes,
-    so their futures never complete and close() raises instead of closing. No public call does it."""
-    sender = getattr(producer, "_sender", None)
-    if sender is not None:
-        sender.force_close()  # the I/O thread aborts the incomplete batches and exits
+    so their futures never complete. No public call does it: close() flushes first, and a flush
+    that times out raises before close() reaches its own force close. So this is the one place
+    that reaches into kafka-python's I/O thread (`_sender`); tests/unit/test_produce_internals.py
+    fails if a kafka-python release renames it, and a missing one raises here instead of leaving
+    the futures pending unnoticed."""
+    sender = producer._sender  # private: see above
+    sender.force_close()  # the I/O thread aborts the incomplete batches and exits
 
 
 def _producer(settings: Settings, timeout_s: float):

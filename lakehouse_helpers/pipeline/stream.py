@@ -148,7 +148,9 @@ def kafka_options(settings: Settings, topic: str | None = None, max_offsets_per_
 
 
 def kafka_reader(spark, settings: Settings, topic: str | None = None, streaming: bool = False):
-    """A reader of the topic: streaming (02) or one batch of everything there now (to inspect it)."""
+    """A reader of the topic: streaming (02) or one batch of everything there now (to inspect it).
+    A missing topic raises MissingTopic here, naming it and what to run."""
+    services.kafka.require_topic(settings, topic or settings.kafka_topic)
     reader = (spark.readStream if streaming else spark.read).format("kafka").options(**kafka_options(settings, topic))
     return reader if streaming else reader.option("endingOffsets", "latest")
 
@@ -283,8 +285,9 @@ def run_stream(
     A run a dead kernel left behind is settled first (`claim_checkpoint`, `wait_s`)."""
     check_mode(mode)
     services.require(settings, "kafka")
-    ensure_tables(spark, settings)
     topic = topic or settings.kafka_topic
+    services.kafka.require_topic(settings, topic)  # named, with what to run, before Spark's own error
+    ensure_tables(spark, settings)
     require_checkpoint(spark, settings, topic)
     earlier = claim_checkpoint(spark, settings, mode, wait_s)
     kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic, max_offsets_per_trigger)).load()

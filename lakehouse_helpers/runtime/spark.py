@@ -86,6 +86,19 @@ def _refused(url: str):
             "your own, set SPARK_CONNECT_AUTHENTICATE_TOKEN (environment or .env) to its token.")
 
 
+def _compact_lineage_if_alone(settings: Settings) -> None:
+    """Fold the lineage events into the compacted file when no other Spark can be writing them:
+    no other classic process alive (prune_scratch left no folder of one) and no Spark Connect
+    server listening (the server compacts them itself when it starts)."""
+    from lakehouse_helpers.runtime.lineage_log import compact
+    from lakehouse_helpers.runtime.services._process import port_open
+
+    if not settings.lineage or any((settings.state_dir / "tmp").glob("classic-*")):
+        return
+    if not port_open("127.0.0.1", settings.spark_connect_port, settings.connect_timeout_s):
+        compact(layout.lineage_events(settings))
+
+
 def _classic(settings: Settings, app_name: str):
     from pyspark.sql import SparkSession
 
@@ -101,6 +114,7 @@ def _classic(settings: Settings, app_name: str):
     # Everything is on loopback; this also stops the "hostname resolves to loopback" warning.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     prune_scratch(settings)
+    _compact_lineage_if_alone(settings)
     scratch = scratch_dir(settings, "classic")
     scratch.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder

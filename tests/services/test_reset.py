@@ -3,6 +3,7 @@ running services stay, on a workbook of the test's own (data folder, topic, sche
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -11,16 +12,6 @@ from lakehouse_helpers.reset import ResetRefused, reset
 from lakehouse_helpers.runtime import layout, storage
 from lakehouse_helpers.runtime.services import kafka as kafka_service
 from tests.services.test_stack import produce
-
-
-def _end_offset(settings, topic: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        return consumer.end_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)]
-    finally:
-        consumer.close()
 
 
 def test_reset_removes_the_workbook_s_data_and_keeps_the_rest(lake, spark):
@@ -45,7 +36,8 @@ def test_reset_removes_the_workbook_s_data_and_keeps_the_rest(lake, spark):
 
     assert report.schemas == [s.schema("bronze")] and report.topics == [s.kafka_topic]
     assert not spark.catalog.databaseExists(s.schema("bronze"))
-    assert _end_offset(s, s.kafka_topic) == 0  # the topic is there again, empty
+    with pytest.raises(kafka_service.MissingTopic, match=re.escape(s.kafka_topic)):  # gone until 01 runs
+        kafka_service.require_topic(s, s.kafka_topic)
     assert storage.list_keys(s) == ["other/kept.txt"] and report.landing_objects == 2
     assert not s.data_dir.exists()
     assert jars.lstat().st_mtime_ns == jars_seen

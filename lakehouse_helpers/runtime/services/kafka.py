@@ -53,7 +53,9 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs={base / "data"}
 num.partitions=1
-auto.create.topics.enable=true
+# Topics are created by the workbook only (01's producer, the tests for their own): a deleted or
+# mistyped topic fails with its name instead of coming back empty on the first read or send.
+auto.create.topics.enable=false
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=1
 transaction.state.log.replication.factor=1
@@ -144,7 +146,33 @@ def check(settings: Settings) -> str:
 
 
 def after_start(settings: Settings) -> None:
-    ensure_topic(settings, settings.kafka_topic)
+    """Nothing: the broker starts without the workbook's topic, which 01's producer creates. A
+    topic made here would let 02 read an empty one after a reset or a deleted topic, silently."""
+
+
+class MissingTopic(ServiceError):
+    """A topic the workbook reads does not exist (the broker does not create topics on use)."""
+
+
+def require_topic(settings: Settings, topic: str) -> None:
+    """Raise MissingTopic, naming the topic, the broker, the topics it has and what to run, when
+    `topic` does not exist. Spark's Kafka source would otherwise fail deep in a stack trace."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="lakehouse-setup")
+    try:
+        topics = admin.list_topics()
+    finally:
+        admin.close()
+    if topic in topics:
+        return
+    others = sorted(t for t in topics if not t.startswith("__"))
+    raise MissingTopic(
+        f"Kafka topic {topic!r} does not exist at {settings.kafka_bootstrap} "
+        f"(topics there: {', '.join(others) or 'none'}).", service=NAME, address=settings.kafka_bootstrap,
+        fix="Notebook 01 creates and fills it: run 01_produce_events (or `make run`), "
+            "or set KAFKA_TOPIC to the topic you mean.",
+    )
 
 
 def ensure_topic(settings: Settings, topic: str, partitions: int = 1) -> bool:

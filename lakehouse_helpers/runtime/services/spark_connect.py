@@ -111,8 +111,11 @@ def prepare(settings: Settings, base: Path) -> None:
     scratch.mkdir(parents=True)
     if settings.lineage:
         from lakehouse_helpers.runtime.layout import lineage_events
+        from lakehouse_helpers.runtime.lineage_log import compact
 
         lineage_events(settings).parent.mkdir(parents=True, exist_ok=True)
+        # No server writes the events now: the last one's are folded into the compacted file.
+        compact(lineage_events(settings))
 
 
 def command(settings: Settings, base: Path, marker: str) -> list[str]:
