@@ -217,6 +217,11 @@ def run_notebooks(
 
     paths = discover(notebooks_dir, only)
     params = check_parameters(paths, parameters or {})  # refused here, before anything runs
+    if settings.lineage and settings.profile == "local":
+        # Each run adds about a megabyte of events; folded in, the lineage file stays the size of one.
+        from lakehouse_helpers.runtime.spark import compact_lineage
+
+        compact_lineage(settings)
     complete = paths == all_notebooks(notebooks_dir)
     runs = settings.state_dir / "runs"
     out_dir = out_dir or _new_run_dir(runs, "" if complete else "-partial")

@@ -167,15 +167,42 @@ def size(path: Path) -> int:
     return sum(p.stat().st_size for p in files(path) if p.exists())
 
 
-def compact(path: Path) -> tuple[int, int]:
+def _held_open(path: Path, writers: Iterable[int]) -> bool:
+    """Whether one of the processes `writers` still has `path` open (Linux's /proc)."""
+    target = str(path.resolve())
+    for pid in writers:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:  # gone, or no /proc: nothing of it is open
+            continue
+        if target in links:
+            return True
+    return False
+
+
+def _closed(taken: list[Path], writers: list[int], wait_s: float) -> list[Path]:
+    """The taken files no writer holds open any more. The listener opens the file by name for
+    each event, so after the rename only an event already under way can still be writing into
+    a taken file: wait for it (a short deadline); one still open is folded in next time."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        open_now = [p for p in taken if _held_open(p, writers)]
+        if not open_now or time.monotonic() >= deadline:
+            return [p for p in taken if p not in open_now]
+        time.sleep(0.01)  # polls the writers' open files until the deadline, not a fixed wait
+
+
+def compact(path: Path, writers: Iterable[int] = (), wait_s: float = 2.0) -> tuple[int, int]:
     """Fold what the listener wrote into the compacted file; the lineage's size before and after.
-    Call it while no Spark process writes `path`: a write under way at the rename below would
-    land in the taken file after it was read, and be lost with it."""
+    `writers`: the processes that may be appending to `path` now (a running Spark Connect
+    server): the file is renamed away first, and a renamed file is read only once none of them
+    holds it open, so an event being written at the rename is not lost."""
+    writers = list(writers)
     with _locked(path):
         before = size(path)
         if path.exists():  # renamed first, so a crash from here on loses nothing: it is read back as taken
             path.rename(path.with_name(f"{path.name}.{time.time_ns()}.taken"))
-        taken, target = _taken(path), compacted_file(path)
+        taken, target = _closed(_taken(path), writers, wait_s), compacted_file(path)
         if taken:
             scratch = target.with_name(f"{target.name}.{os.getpid()}.tmp")
             scratch.write_text("".join(compact_lines(_lines([target, *taken]))))

@@ -86,6 +86,19 @@ def _refused(url: str):
             "your own, set SPARK_CONNECT_AUTHENTICATE_TOKEN (environment or .env) to its token.")
 
 
+def compact_lineage(settings: Settings) -> tuple[int, int]:
+    """Fold the lineage events written so far into the compacted file, with Spark running: the
+    processes that may be appending to the file (this state folder's Spark Connect server and
+    classic Spark processes) are waited for (see `lineage_log.compact`). Sizes before and after."""
+    from lakehouse_helpers.runtime import services
+    from lakehouse_helpers.runtime.lineage_log import compact
+
+    writers = [pid for pid in (services.pid_of(settings, "spark"),) if pid is not None]
+    writers += [int(d.name.split("-", 1)[1]) for d in (settings.state_dir / "tmp").glob("classic-*")
+                if d.name.split("-", 1)[1].isdigit()]
+    return compact(layout.lineage_events(settings), writers)
+
+
 def _compact_lineage_if_alone(settings: Settings) -> None:
     """Fold the lineage events into the compacted file when no other Spark can be writing them:
     no other classic process alive (prune_scratch left no folder of one) and no Spark Connect

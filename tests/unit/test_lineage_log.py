@@ -93,3 +93,32 @@ def test_new_work_is_kept_and_a_compaction_cut_short_loses_nothing(tmp_path):
     lineage_log.compact(path)
     assert edges() == expected
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["openlineage.compact.jsonl"]
+
+
+def test_an_event_being_written_at_the_compaction_is_kept(tmp_path):
+    """Compaction while Spark runs: a writer that opened the file before it was renamed (an event
+    under way) keeps its taken file out of the fold until it closes it; nothing it writes is lost."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "openlineage.jsonl"
+    _append(path, _one_run("app-1"))
+    writer = subprocess.Popen(  # holds the file open, writes the line it is given, then closes it
+        [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'a'); print('open', flush=True); "
+         "f.write(sys.stdin.readline()); f.close(); print('closed', flush=True)", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "open\n"
+        lineage_log.compact(path, writers=[writer.pid], wait_s=0.2)
+        (taken,) = path.parent.glob("*.taken")  # still open by the writer: left for the next time
+        late = _event("COMPLETE", "late-write", [SILVER], [GOLD], app="app-2")
+        writer.stdin.write(json.dumps(late) + "\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline() == "closed\n"
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=10)
+    assert "late-write" in taken.read_text()  # the event landed in the taken file, after the rename
+    lineage_log.compact(path, writers=[writer.pid])
+    assert not list(path.parent.glob("*.taken"))
+    assert "late-write" in {r.run_id for r in lineage.read_runs(path)}

@@ -174,6 +174,13 @@ def down(settings: Settings, names=None) -> None:
         log.info("%-10s stopped", name)
 
 
+def pid_of(settings: Settings, name: str) -> int | None:
+    """The process id of a service this project started and that still runs, else None."""
+    _, _, pid_file = _paths(settings, name)
+    pid = read_pid(pid_file)
+    return pid if pid is not None and pid_alive(pid, _marker(settings, name)) else None
+
+
 def status(settings: Settings) -> list[ServiceStatus]:
     out = []
     for name, svc in SERVICES.items():
