@@ -119,7 +119,7 @@ def test_spark_remote_reaches_a_server_of_your_own(second_server, stack):
     env = _env(stack, SPARK_REMOTE=f"sc://localhost:{second_server.spark_connect_port}",
                SPARK_CONNECT_AUTHENTICATE_TOKEN=second_server.spark_connect_token.reveal())
     code = (
-        "from lakehouse_helpers import get_spark, load_settings, services\n"
+        "from lakehouse_helpers import get_spark, load_settings\nfrom lakehouse_helpers.runtime import services\n"
         "s = load_settings(); spark = get_spark(s)\n"
         "print('PORT', spark.conf.get('spark.connect.grpc.binding.port'), 'LOCAL', services.wanted(s, 'spark'))\n"
     )

@@ -100,7 +100,7 @@ def test_external_profile_uses_given_endpoints_and_starts_nothing(stack, tmp_pat
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "jars").symlink_to(stack.jars_dir.resolve())
     code = (
-        "from lakehouse_helpers import get_spark, load_settings, services\n"
+        "from lakehouse_helpers import get_spark, load_settings\nfrom lakehouse_helpers.runtime import services\n"
         "from lakehouse_helpers.doctor import run_checks\n"
         "s = load_settings()\n"
         "assert not s.embedded\n"
