@@ -21,6 +21,9 @@ _LOST_SESSION = ("INVALID_HANDLE.SESSION_NOT_FOUND", "INVALID_HANDLE.SESSION_CLO
                  "INVALID_HANDLE.SESSION_CHANGED", "NO_ACTIVE_SESSION")
 # pyspark's client raises a condition-less assertion when the server's session id changed.
 _LOST_SESSION_TEXT = ("Please create a new Spark Session to reconnect", *_LOST_SESSION)
+# What Hive's client says, through Spark, when a catalog call could not reach its database: Spark
+# wraps it in a generic condition, so only the text names Hive.
+_HIVE_CATALOG = ("MetaException", "HiveException", "SessionHiveMetaStoreClient")
 # Databricks' dbutils.widgets.get on an undefined widget: py4j wraps the Java error, so its name
 # is only in the text.
 _UNDEFINED_WIDGET = ("InputWidgetNotDefined", "No input widget named")
@@ -102,3 +105,9 @@ def lost_session(exc: BaseException) -> bool:
 def undefined_widget(exc: BaseException) -> bool:
     """dbutils.widgets.get on a widget the job does not define."""
     return any(mark in f"{type(exc).__name__}: {exc}" for mark in _UNDEFINED_WIDGET)
+
+
+def hive_catalog_failure(exc: BaseException) -> bool:
+    """A catalog call that failed inside Hive's metastore client (the cause is then checked
+    by probing the metastore: this only says where the call failed)."""
+    return any(word in str(exc) for word in _HIVE_CATALOG)

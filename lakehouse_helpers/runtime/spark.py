@@ -57,6 +57,7 @@ def connect(settings: Settings):
             raise  # the server answered with another failure: the caller sees it as it is
         session = SparkSession.builder.channelBuilder(channel(settings, url)).create()
         _ = session.version  # a second failure is the server's answer: it reaches the caller
+    name_the_metastore(session.client, settings)
     return session
 
 
@@ -74,6 +75,45 @@ def channel(settings: Settings, url: str, user: str | None = None, session_id: s
     if session_id:
         builder.set(DefaultChannelBuilder.PARAM_SESSION_ID, session_id)
     return builder
+
+
+def name_the_metastore(client, settings: Settings) -> None:
+    """Make `client` (a Spark Connect client) raise the workbook's ServiceError, naming the
+    metastore, its address and the fix, when a catalog call fails because the metastore is down:
+    Hive's own message names neither the service nor what to do. Other errors pass unchanged.
+
+    pyspark has no public hook for errors; every failed call of the client goes through its
+    `_handle_error` (pyspark is pinned, and tests/unit/test_spark_errors.py covers the hook)."""
+    if getattr(client, "_names_the_metastore", False):
+        return
+    handle = client._handle_error
+
+    def handle_error(error: Exception):
+        try:
+            handle(error)
+        except Exception as exc:
+            down = metastore_down(settings, exc)
+            if down is None:
+                raise
+            raise down from exc
+
+    client._handle_error = handle_error
+    client._names_the_metastore = True
+
+
+def metastore_down(settings: Settings, exc: BaseException):
+    """The metastore's ServiceError when `exc` is a failed catalog call and the metastore's
+    check fails now (a port probe, milliseconds), else None."""
+    from lakehouse_helpers.runtime import services
+
+    if not errors.hive_catalog_failure(exc):
+        return None
+    try:
+        services.check(settings, "metastore")
+    except services.ServiceError as down:
+        return services.ServiceError(f"{down.problem} The catalog call failed because of it.",
+                                     service=down.service, address=down.address, fix=down.fix)
+    return None
 
 
 def _refused(url: str):

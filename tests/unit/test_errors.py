@@ -76,3 +76,9 @@ def test_an_undefined_widget_and_first_lines():
     assert not errors.undefined_widget(RuntimeError("permission denied"))
     assert errors.first_line(RuntimeError("bad byte \x00 here\nat java...")) == "bad byte ? here"
     assert errors.first_line(RuntimeError("")) == "RuntimeError"
+
+
+def test_a_failed_hive_catalog_call_is_told_from_other_failures():
+    hive = "[INTERNAL_ERROR] HiveException: MetaException(message:Connection refused)"
+    assert errors.hive_catalog_failure(RuntimeError(hive))
+    assert not errors.hive_catalog_failure(RuntimeError("[TABLE_OR_VIEW_NOT_FOUND] silver.orders"))
