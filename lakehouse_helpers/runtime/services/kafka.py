@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from lakehouse_helpers.runtime import jvm
-from lakehouse_helpers.runtime.services._hints import start_hint
-from lakehouse_helpers.runtime.services._process import ServiceError, port_open
+from lakehouse_helpers.runtime.services._hints import require_port, start_hint
+from lakehouse_helpers.runtime.services._process import ServiceError
 from lakehouse_helpers.runtime.settings import Settings
 
 NAME = "kafka"
@@ -120,9 +120,7 @@ def check(settings: Settings) -> str:
 
     where = settings.kafka_bootstrap
     hint = start_hint(settings, "KAFKA_BOOTSTRAP_SERVERS")
-    host, port = bind(settings)
-    if not port_open(host, port, settings.connect_timeout_s):
-        raise ServiceError(f"Kafka is not reachable at {where}.", service=NAME, address=where, fix=hint)
+    require_port(settings, NAME, "Kafka", bind(settings), "KAFKA_BOOTSTRAP_SERVERS", where)
     timeout_ms = int(settings.connect_timeout_s * 1000)
     try:
         admin = KafkaAdminClient(

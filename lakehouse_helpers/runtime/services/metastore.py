@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lakehouse_helpers.runtime import jvm
-from lakehouse_helpers.runtime.services._hints import start_hint
-from lakehouse_helpers.runtime.services._process import ServiceError, port_open
+from lakehouse_helpers.runtime.services._hints import require_port
 from lakehouse_helpers.runtime.settings import Settings
 
 NAME = "metastore"
@@ -49,11 +48,7 @@ def check(settings: Settings) -> str:
     if not settings.embedded:
         return "embedded in the Spark driver (external profile)"
     host, port = bind(settings)
-    if not port_open(host, port, settings.connect_timeout_s):
-        raise ServiceError(
-            f"The metastore database is not reachable at {host}:{port}.",
-            service=NAME, address=f"{host}:{port}", fix=start_hint(settings, "METASTORE_PORT"),
-        )
+    require_port(settings, NAME, "The metastore database", (host, port), "METASTORE_PORT")
     return f"listening on {host}:{port}"
 
 

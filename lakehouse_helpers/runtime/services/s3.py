@@ -8,8 +8,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lakehouse_helpers.runtime import jvm
-from lakehouse_helpers.runtime.services._hints import start_hint
-from lakehouse_helpers.runtime.services._process import ServiceError, port_open
+from lakehouse_helpers.runtime.services._hints import require_port, start_hint
+from lakehouse_helpers.runtime.services._process import ServiceError
 from lakehouse_helpers.runtime.settings import ENV_VARS, LOCAL_S3_KEYS_FILE, SECRET_ENV_VARS, Settings
 from lakehouse_helpers.runtime.storage import ensure_bucket, s3_client
 
@@ -63,10 +63,7 @@ def check(settings: Settings) -> str:
 
     where, bucket = endpoint(settings), settings.s3_bucket
     if settings.s3_endpoint:
-        host, port = bind(settings)
-        if not port_open(host, port, settings.connect_timeout_s):
-            raise ServiceError(f"S3 is not reachable at {where}.", service=NAME, address=where,
-                               fix=start_hint(settings, "S3_ENDPOINT_URL"))
+        require_port(settings, NAME, "S3", bind(settings), "S3_ENDPOINT_URL", where)
     try:
         s3_client(settings, retries=1).list_objects_v2(Bucket=bucket, MaxKeys=1)
     except ClientError as exc:

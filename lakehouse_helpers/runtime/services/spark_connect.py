@@ -18,8 +18,8 @@ from pathlib import Path
 
 from lakehouse_helpers.runtime import jvm
 from lakehouse_helpers.runtime.services import pydaemon
-from lakehouse_helpers.runtime.services._hints import start_hint
-from lakehouse_helpers.runtime.services._process import ServiceError, port_open
+from lakehouse_helpers.runtime.services._hints import require_port
+from lakehouse_helpers.runtime.services._process import ServiceError
 from lakehouse_helpers.runtime.services.spark_conf import prune_scratch, scratch_dir, spark_conf
 from lakehouse_helpers.runtime.settings import Settings
 
@@ -149,11 +149,7 @@ def check(settings: Settings) -> str:
     if settings.spark_remote:
         return f"a server of your own at {settings.spark_remote}"
     host, port = bind(settings)
-    if not port_open(host, port, settings.connect_timeout_s):
-        raise ServiceError(
-            f"The Spark Connect server is not reachable at {host}:{port}.",
-            service=NAME, address=f"{host}:{port}", fix=start_hint(settings, "SPARK_CONNECT_PORT"),
-        )
+    require_port(settings, NAME, "The Spark Connect server", (host, port), "SPARK_CONNECT_PORT")
     return f"listening on {host}:{port}, Spark UI {ui_url(settings)}"
 
 
