@@ -94,11 +94,11 @@ lab: setup services-up  ## JupyterLab on notebooks/ and the executed runs, with 
 	  mkdir -p "$$state/lab" "$$state/lab-settings" "$$state/runs"; \
 	  ln -sfn "$(CURDIR)/notebooks" "$$state/lab/notebooks"; \
 	  ln -sfn "$$state/runs" "$$state/lab/runs"; \
-	  echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+	  echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}, "@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Markdown Preview"}}}' \
 	    > "$$state/lab-settings/overrides.json"; \
 	  $(VENV)/bin/jupyter lab --notebook-dir="$$state/lab" --LabApp.app_settings_dir="$$state/lab-settings" \
 	    --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
-	    --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+	    --ServerApp.default_url=/lab/tree/notebooks/README.md --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 strip: $(VENV)/.installed  ## clear outputs from notebooks/ after working in the lab (keeps # NBVAL_CHECK_OUTPUT cells)
 	@$(CLI) notebooks strip

@@ -138,7 +138,7 @@ def check_parameters(paths: list[Path], parameters: dict) -> dict[str, dict]:
     if secret:
         raise RunInputError(
             f"{', '.join(secret)} looks like a secret: a parameter is written into the executed notebook. "
-            "Secrets come from the environment or .env (see README, Settings)."
+            "Secrets come from the environment or .env (see docs/settings.md)."
         )
     declared = {p.name: parameters_of(p) for p in paths}
     unknown = [n for n in parameters if not any(n in d for d in declared.values())]

@@ -2,7 +2,7 @@
 
 The real databricks-sdk talks over real HTTP to `tests/databricks_standin.py`, a recording server
 on 127.0.0.1 that is not Databricks: what these tests prove is what the deploy sends and how it
-reacts to the answers, not that a workspace runs the job (see the README's hand-off checklist).
+reacts to the answers, not that a workspace runs the job (see docs/databricks.md, the hand-off checklist).
 """
 
 from __future__ import annotations

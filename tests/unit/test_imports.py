@@ -118,13 +118,14 @@ def test_the_top_level_holds_only_the_floors_and_the_tools():
 
 
 def test_the_readme_lists_every_module_on_its_floor():
-    """The README's layout names each floor and its modules, as the folders hold them."""
-    text = (PACKAGE.parent / "README.md").read_text()
+    """The contributors' layout (docs/contributing.md) names each floor and its modules, as the
+    folders hold them."""
+    text = (PACKAGE.parent / "docs" / "contributing.md").read_text()
     layout = text[text.index("## Layout"):text.index("## Tests")]
     for floor in (*FLOORS[:-1], "tools"):
         # The floor's line and its continuation lines (indented past the floor names).
         found = re.search(rf"^  {floor}/?:(.*(?:\n {{5,}}\S.*)*)", layout, re.M)
-        assert found, f"the README's layout has no {floor} line"
+        assert found, f"the layout in docs/contributing.md has no {floor} line"
         text_of_floor = re.sub(r"\([^)]*\)", "", " ".join(found.group(1).split()))
         listed = sorted(n.strip().split("/")[0] for n in text_of_floor.split(",") if n.strip())
         folder = PACKAGE / floor
