@@ -105,7 +105,7 @@ class Stream:
 KILLABLE_STREAM = """
 import sys
 from lakehouse_helpers import get_spark, load_settings
-from lakehouse_helpers import autoloader as al
+from lakehouse_helpers.pipeline import autoloader as al
 source, schema_location, checkpoint, out, interval = sys.argv[1:6]
 settings = load_settings()
 assert not settings.uses_connect, "the killed run must hold its own Spark, not a Spark Connect client"
