@@ -93,7 +93,7 @@ chromium:  ## install Chromium for the browser tier when it is missing (apt-get;
 test-unit: $(VENV)/.installed  ## the unit tier: no services, Spark, jars, kernels or Java (seconds; run on every change)
 	$(PY) -m pytest tests/unit
 
-test-quick: setup  ## unit, jars, spark and services tiers: everything but the notebooks and the faults (a few minutes)
+test-quick: setup  ## unit, jars, spark and services tiers: everything but the notebooks, the browser and the faults (a few minutes)
 	$(PY) -m pytest tests/unit tests/jars tests/spark tests/services
 
 lint:  ## ruff on the package, the tests and the notebooks
