@@ -128,7 +128,8 @@ def browser(lab) -> Iterator[Chromium]:
     """Chromium, logged in to the lab by its token in an `Authorization` header."""
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # an earlier session's failure shots would mislead
+    SCREENSHOTS.mkdir(parents=True)
     with sync_playwright() as playwright:
         held = Chromium(playwright, lab)
         try:
