@@ -26,7 +26,7 @@ override PARAMS := $(value PARAMS)
 export PARAMS
 endif
 
-.PHONY: help setup run reset test test-unit test-quick lint lab strip bench services-up services-down services-status doctor clean distclean deploy-databricks
+.PHONY: help setup run reset test test-unit test-quick lint lab chromium strip bench services-up services-down services-status doctor clean distclean deploy-databricks
 
 help:  ## list the targets and every notebook parameter
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -74,14 +74,26 @@ doctor: setup  ## check packages, Java, jars and every service, with fixes
 run: setup services-up  ## run the notebooks with papermill (EVENTS= SEED= NOTEBOOKS= PARAMS=); executed copies and a summary
 	@$(CLI) run $(RUN_ARGS) --params "$${PARAMS:-}"
 
-# The tiers are the folders of tests/ (tests/tiers.py): unit, jars, spark, services, notebooks, faults.
-test: setup lint  ## lint, then every tier in order (starts the services it needs; about 22 minutes on 2 cores)
+# The tiers are the folders of tests/ (tests/tiers.py): unit, jars, spark, services, notebooks, browser, faults.
+test: setup lint chromium  ## lint, then every tier in order (starts the services it needs; about 23 minutes on 2 cores)
 	$(PY) -m pytest
+
+# The browser tier drives Debian's Chromium package (Playwright's own browser downloads are not
+# used). Installed here when missing; where it cannot be, make goes on and the browser test fails
+# naming the command, so the other tiers still run.
+CHROMIUM_INSTALL := apt-get install -y chromium
+chromium:  ## install Chromium for the browser tier when it is missing (apt-get; `make test` runs this)
+	@if ! command -v chromium >/dev/null; then \
+	  if ! command -v apt-get >/dev/null; then echo "Chromium is missing and apt-get is not available: install Chromium yourself (Debian: $(CHROMIUM_INSTALL)); the browser tier will fail until then." >&2; \
+	  else sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n "); echo "Installing Chromium for the browser tier: $${sudo}$(CHROMIUM_INSTALL) ..."; \
+	    DEBIAN_FRONTEND=noninteractive $${sudo}$(CHROMIUM_INSTALL) >/dev/null \
+	      || echo "Could not install Chromium ($${sudo}$(CHROMIUM_INSTALL) failed); the browser tier will fail until it is installed." >&2; fi; \
+	fi
 
 test-unit: $(VENV)/.installed  ## the unit tier: no services, Spark, jars, kernels or Java (seconds; run on every change)
 	$(PY) -m pytest tests/unit
 
-test-quick: setup  ## unit, jars, spark and services tiers: everything but the notebooks and the faults (a few minutes)
+test-quick: setup  ## unit, jars, spark and services tiers: everything but the notebooks, the browser and the faults (a few minutes)
 	$(PY) -m pytest tests/unit tests/jars tests/spark tests/services
 
 lint:  ## ruff on the package, the tests and the notebooks

@@ -5,16 +5,18 @@
     spark      a Spark session on the Spark Connect server and its metastore; no Kafka, no S3
     services   the embedded stack: Kafka, the S3 server, the metastore, Spark
     notebooks  Jupyter kernels (papermill, nbval, JupyterLab) over the stack
+    browser    a web browser (Chromium through Playwright) on JupyterLab over the stack
     faults     kills or restarts services (runs last)
 
 Each test gets its folder's marker (`-m unit`, `-m "not notebooks"`). Two checks keep the folders
 honest:
 - at collection, a module is read (its code, not its docstrings) for what it starts: papermill,
   nbclient or nbval (kernels), `run_notebooks`, a JVM (`java`, `spark-submit`, `get_spark`,
-  `SparkSession`), Maven (`mvn`), the services (`services.up`), and the fixtures its tests ask
-  for; a module that starts more than its folder allows fails the collection;
-- while a `unit` or `jars` test runs, a process start of a JVM, Maven or a kernel that its tier
-  forbids fails the test, whatever built the command line (a Makefile recipe, `bash -c`). It sees
+  `SparkSession`), Maven (`mvn`), the services (`services.up`), a browser (Playwright,
+  `chromium.launch`), and the fixtures its tests ask for; a module that starts more than its
+  folder allows fails the collection;
+- while a `unit` or `jars` test runs, a process start of a JVM, Maven, a kernel or a browser that
+  its tier forbids fails the test, whatever built the command line (a Makefile recipe, `bash -c`). It sees
   the processes the test starts itself (subprocess, os.system), not what those start in turn.
 
 A line that names such a thing without starting it (a refusal test, an assertion about a recipe)
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "jars", "spark", "services", "notebooks", "faults")
+TIERS = ("unit", "jars", "spark", "services", "notebooks", "browser", "faults")
 RANK = {name: i for i, name in enumerate(TIERS)}
 PRAGMA = re.compile(r"#\s*tier:\s*\S")
 
@@ -43,6 +45,8 @@ FIXTURE_TIER = {"jar_settings": "jars", "spark_stack": "spark", "spark": "spark"
                 "lake": "services", "workbook": "notebooks"}
 # Imports that execute notebooks in kernels.
 KERNEL_MODULES = ("papermill", "nbclient", "jupyter_client", "nbval")
+# Imports that drive a web browser.
+BROWSER_MODULES = ("playwright",)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ RULES = (
     Rule("notebooks", "starts Jupyter kernels", re.compile(
         r"^(run_notebooks|execute_notebook|KernelManager)$|--nbval|ipykernel"
         r"|(^|[\s/])jupyter[- ](lab|notebook|server|execute|nbconvert)\b")),
+    Rule("browser", "starts a browser", re.compile(r"^(sync_playwright|async_playwright|chromium\.launch\w*)$")),
 )
 # Process starts refused at run time, by tier (the command line joined with spaces).
 _JVM = ("a JVM", re.compile(r"(^|[\s/])(java|spark-submit)(\s|$)"))
@@ -68,7 +73,9 @@ _MAVEN = ("Maven", re.compile(r"(^|[\s/])mvn(\s|$)"))
 # The kernel starters' command lines too: papermill, `jupyter-execute` (nbclient), `jupyter-lab`,
 # `jupyter nbconvert --execute`, `pytest --nbval`.
 _KERNEL = ("a Jupyter kernel", re.compile(r"ipykernel|(^|[\s/])(papermill|jupyter(-[\w-]+)?)(\s|$)|(^|\s)--nbval"))
-RUNTIME = {"unit": (_JVM, _MAVEN, _KERNEL), "jars": (_JVM, _KERNEL)}
+# A browser by its command, or Playwright's driver (which then starts the browser itself).
+_BROWSER = ("a browser", re.compile(r"(^|[\s/])(chromium(-browser)?|(google-)?chrome)(\s|$)|\srun-driver(\s|$)"))
+RUNTIME = {"unit": (_JVM, _MAVEN, _KERNEL, _BROWSER), "jars": (_JVM, _KERNEL, _BROWSER)}
 
 
 def tier_of(path: Path) -> str | None:
@@ -124,6 +131,8 @@ def _words(tree: ast.AST, exempt: set[int]):
             for name in names:
                 if name.split(".")[0] in KERNEL_MODULES:
                     yield line, "run_notebooks"  # an import of a kernel runner counts as running one
+                if name.split(".")[0] in BROWSER_MODULES:
+                    yield line, "sync_playwright"  # and an import of a browser driver as driving one
 
 
 def module_needs(source: str) -> list[tuple[str, str, int]]:

@@ -99,20 +99,26 @@ BAD = {
         "    import lakehouse_helpers.runtime.services as svc",
         "    svc.up(None, ['kafka'])  # refused: starts the services",
     ],
+    "bad/notebooks/test_drives_a_browser.py": [
+        "def test_lab_in_chromium():",
+        "    from playwright.sync_api import sync_playwright  # refused: starts a browser",
+        "    with sync_playwright() as playwright:  # refused: starts a browser",
+        "        playwright.chromium.launch()  # refused: starts a browser",
+    ],
     "bad/test_loose.py": ["def test_anywhere():", "    pass"],
 }
 NEEDS = {"starts Jupyter kernels": "notebooks", "starts a JVM": "spark", "runs Maven": "jars",
-         "starts Spark": "spark", "starts the services": "services"}
+         "starts Spark": "spark", "starts the services": "services", "starts a browser": "browser"}
 # Refusals without a line of their own to mark: a fixture (at the test's `def`), a loose module.
 OTHER_REFUSALS = {
     "bad/unit/test_asks_for_the_stack.py:1 test_direct asks for fixture `stack`, which starts what `unit` "
     "does not allow (needs `services`)",
     "bad/unit/test_asks_for_the_stack.py:4 test_through_another_fixture asks for fixture `stack`, which starts "
     "what `unit` does not allow (needs `services`)",
-    "bad/test_loose.py::test_anywhere: not in a tier folder (unit, jars, spark, services, notebooks, faults)",
+    "bad/test_loose.py::test_anywhere: not in a tier folder (unit, jars, spark, services, notebooks, browser, faults)",
 }
 
-# Modules that must collect: `jar_settings` and `get_spark` each in the tier that allows it.
+# Modules that must collect: `jar_settings`, `get_spark` and a browser each in the tier that allows it.
 # Commands the scan cannot see are built at run time; python ignores the words after `-c pass`,
 # but the guard reads the whole command line, as it does `bash -c ...`.
 GOOD = {
@@ -138,7 +144,8 @@ GOOD = {
         "import sys",
         "from pathlib import Path",
         "",
-        'JVM, MAVEN, KERNEL = "ja" + "va", "mv" + "n", "paper" + "mill"',
+        'JVM, MAVEN, KERNEL, BROWSER = "ja" + "va", "mv" + "n", "paper" + "mill", "chro" + "mium"',
+        'DRIVER = ["node", "cli.js", "run-" + "driver"]  # how Playwright starts its driver',
         "",
         "def test_jvm():",
         '    subprocess.run([sys.executable, "-c", "pass", JVM, "-version"])',
@@ -151,6 +158,12 @@ GOOD = {
         "",
         "def test_jvm_as_the_executable():",
         '    subprocess.run(["vm", "-version"], executable="/usr/bin/" + JVM)',
+        "",
+        "def test_browser():",
+        '    subprocess.run([sys.executable, "-c", "pass", BROWSER, "--headless"])',
+        "",
+        "def test_browser_driver():",
+        '    subprocess.run([sys.executable, "-c", "pass", *DRIVER])',
         "",
         "def test_jvm_by_os_system():",
         '    os.system("true " + JVM)',
@@ -168,6 +181,20 @@ GOOD = {
         "",
         "def test_jvm():",
         '    subprocess.run([sys.executable, "-c", "pass", "ja" + "va"])',
+        "",
+        "def test_browser():",
+        '    subprocess.run([sys.executable, "-c", "pass", "chro" + "mium"])',
+    ],
+    "good/browser/test_starts_in_browser.py": [
+        "import subprocess",
+        "import sys",
+        "",
+        "def sync_playwright():",
+        "    return None",
+        "",
+        "def test_browser_kernels_and_spark():",
+        '    subprocess.run([sys.executable, "-c", "pass", "chro" + "mium", "ja" + "va"], check=True)',
+        "    assert sync_playwright() is None",
     ],
     "good/spark/test_starts_in_spark.py": [
         "import subprocess",
@@ -189,7 +216,10 @@ REFUSED_AT_RUN = {
     "good/unit/test_hidden_starts.py::test_kernel": ("a Jupyter kernel", "unit"),
     "good/unit/test_hidden_starts.py::test_jvm_as_the_executable": ("a JVM", "unit"),
     "good/unit/test_hidden_starts.py::test_jvm_by_os_system": ("a JVM", "unit"),
+    "good/unit/test_hidden_starts.py::test_browser": ("a browser", "unit"),
+    "good/unit/test_hidden_starts.py::test_browser_driver": ("a browser", "unit"),
     "good/jars/test_hidden_starts_in_jars.py::test_jvm": ("a JVM", "jars"),
+    "good/jars/test_hidden_starts_in_jars.py::test_browser": ("a browser", "jars"),
 }
 
 
