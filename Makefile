@@ -86,7 +86,8 @@ chromium:  ## install Chromium for the browser tier when it is missing (apt-get;
 	@if ! command -v chromium >/dev/null; then \
 	  if ! command -v apt-get >/dev/null; then echo "Chromium is missing and apt-get is not available: install Chromium yourself (Debian: $(CHROMIUM_INSTALL)); the browser tier will fail until then." >&2; \
 	  else sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n "); echo "Installing Chromium for the browser tier: $${sudo}$(CHROMIUM_INSTALL) ..."; \
-	    DEBIAN_FRONTEND=noninteractive $${sudo}$(CHROMIUM_INSTALL) >/dev/null \
+	    { DEBIAN_FRONTEND=noninteractive $${sudo}$(CHROMIUM_INSTALL) >/dev/null 2>&1 \
+	      || { $${sudo}apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive $${sudo}$(CHROMIUM_INSTALL) >/dev/null; }; } \
 	      || echo "Could not install Chromium ($${sudo}$(CHROMIUM_INSTALL) failed); the browser tier will fail until it is installed." >&2; fi; \
 	fi
 
