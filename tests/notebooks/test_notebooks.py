@@ -1,8 +1,9 @@
 """The notebooks, executed for real by papermill against the test stack: the suite's one shared
 run of the whole workbook at the default parameters (tests/notebooks/conftest.py), what nbval
-checks on it, its figures against the generator's ground truth, 07's catalog, lineage and time
-travel read back from the tables; then, on the same state, the whole workbook re-run (nothing
-changes) and a high-fault batch through 01-06 (silver grows by exactly its valid events)."""
+checks on it, its figures against the generator's ground truth, 07's catalog, lineage, time
+travel and read of gold without Spark, checked against the tables; then, on the same state, the
+whole workbook re-run (nothing changes) and a high-fault batch through 01-06 (silver grows by
+exactly its valid events)."""
 
 from __future__ import annotations
 
@@ -182,6 +183,22 @@ RERUN = [p.name[:2] for p in discover() if not p.name.startswith("00_")]
     fault=f"the whole workbook re-run with the same seed (notebooks {RERUN[0]}-{RERUN[-1]} on the same state)",
     must_hold="every table's rows unchanged (fingerprints of every workbook table); nothing sent, ingested or exported "
     "twice")
+def test_07_reads_gold_without_spark_to_the_cent(workbook, spark):
+    """What delta-rs and DuckDB read of gold, as 07 recorded it, against Spark's sums from the table
+    itself, compared as Decimal text; the version delta-rs read is the table's latest."""
+    f, gold = workbook.figures["07"], medallion.names(workbook.settings).daily_revenue
+    by_country = {r.country: str(r.s) for r in spark.sql(
+        f"SELECT country, sum(revenue_usd) AS s FROM {gold} GROUP BY country").collect()}
+    assert len(by_country) == 3 and f["open_read_equal"] is True
+    assert f["open_read_by_country"] == f["open_read_duckdb_by_country"] == by_country
+    total = spark.sql(f"SELECT sum(revenue_usd) FROM {gold}").first()[0]
+    assert f["open_read_revenue_usd"] == str(total) == workbook.figures["06"]["gold_revenue_usd"]
+    assert f["open_read_version"] == spark.sql(f"DESCRIBE HISTORY {gold} LIMIT 1").first().version > 0
+    detail = spark.sql(f"DESCRIBE DETAIL {gold}").first()  # a managed table in the local warehouse
+    assert detail.location.startswith("file:") and detail.minReaderVersion == 1
+    assert f["gold_reader_features"] == []  # any reader reads it: no reader feature needed
+
+
 def test_second_run_adds_nothing(workbook, spark, observed):
     """Every notebook re-run on the same state: nothing is sent, ingested or exported twice, and
     every table's rows are unchanged; 07's second run adds no version to any table's history."""
