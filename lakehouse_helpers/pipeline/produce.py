@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from lakehouse_helpers.pipeline.events import Batch, GeneratorConfig
 from lakehouse_helpers.runtime import layout, services
+from lakehouse_helpers.runtime.progress import progress_bar
 from lakehouse_helpers.runtime.settings import Settings
 
 SEND_CHUNK = 5000  # messages between progress-bar updates
@@ -170,17 +170,6 @@ def _held(settings: Settings, topic: str, bid: str, start: dict[int, int], idle_
         consumer.close()
 
 
-def _progress_bar():
-    """A widget in JupyterLab; plain text when the runner executes the notebook headless."""
-    from lakehouse_helpers.runtime.settings import HEADLESS_ENV
-
-    if os.environ.get(HEADLESS_ENV):
-        from tqdm import tqdm
-    else:
-        from tqdm.auto import tqdm
-    return tqdm
-
-
 @contextmanager
 def _gc_paused():
     """Hold off the cyclic garbage collector while sending. kafka-python makes a few objects per
@@ -206,7 +195,7 @@ def _send_all(producer, topic: str, messages, headers, progress: bool, timeout_s
     partition = 0 if producer.partitions_for(topic) == {0} else None
     futures, errors = [], []
     send, add = producer.send, futures.append
-    bar = _progress_bar()(total=len(messages), desc=f"producing to {topic}", unit="msg", disable=not progress,
+    bar = progress_bar()(total=len(messages), desc=f"producing to {topic}", unit="msg", disable=not progress,
         mininterval=0.5)
     with bar, _gc_paused():
         try:
