@@ -75,7 +75,7 @@ run: setup services-up  ## run the notebooks with papermill (EVENTS= SEED= NOTEB
 	@$(CLI) run $(RUN_ARGS) --params "$${PARAMS:-}"
 
 # The tiers are the folders of tests/ (tests/tiers.py): unit, jars, spark, services, notebooks, browser, faults.
-test: setup lint chromium  ## lint, then every tier in order (starts the services it needs; about 23 minutes on 2 cores)
+test: setup lint chromium  ## lint, then every tier in order (starts the services it needs; 23 minutes on 2 cores, 2026-12-06)
 	$(PY) -m pytest
 
 # The browser tier drives Debian's Chromium package (Playwright's own browser downloads are not
