@@ -4,11 +4,9 @@ server's output (never written to a log) and sent as a request header (never in 
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, TEST_STATE
-from tests.unit.test_make import SKIP_SETUP, recipe
+from tests.unit.test_make import SKIP_SETUP, recipe, stop_recipe
 
 # The one way this project gets a browser (`make chromium`, which `make test` runs).
 CHROMIUM_INSTALL = "apt-get install -y chromium"
@@ -65,16 +63,6 @@ def _read_output(proc: subprocess.Popen, lines: list[str], tokens: queue.Queue) 
     tokens.put(None)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    # SIGTERM lets the server shut its kernels down; the group catches the recipe's shell too.
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def lab(stack, test_env, tmp_path_factory) -> Iterator[Lab]:
     """`make lab` as a learner starts it (its recipe, run as is, plus a free port and no browser),
@@ -104,7 +92,7 @@ def lab(stack, test_env, tmp_path_factory) -> Iterator[Lab]:
         assert token, f"JupyterLab printed no address with a token within {LAB_START_S} s:\n{''.join(lines[-40:])}"
         yield Lab(f"http://127.0.0.1:{port}", work, env, token)
     finally:
-        _stop(proc)
+        stop_recipe(proc)
 
 
 class Chromium:

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from lakehouse_helpers.runtime.settings import SECRET_ENV_VARS
 from tests.security_probes import _family, _generated_secrets, _listening
-from tests.unit.test_make import SKIP_SETUP, recipe
+from tests.unit.test_make import SKIP_SETUP, recipe, stop_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = "canary" + secrets.token_hex(10)
@@ -126,12 +125,7 @@ def test_jupyterlab_binds_127_0_0_1_and_requires_its_token(tmp_path, observed):
         anonymous = _status(base)
         with_token = _status(base, {"Authorization": f"token {info['token']}"})
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_recipe(proc)
     observed(f"listening on {bound}; token of {len(info['token'])} characters; "
              f"/api/status without it {anonymous}, with it {with_token}")
     assert info["token"] and ("127.0.0.1", port) in bound

@@ -37,6 +37,19 @@ def recipe(*args: str) -> str:
     return make("-n", *args).stdout.replace("\\\n", " ")
 
 
+def stop_recipe(proc: subprocess.Popen) -> None:
+    """Stop a recipe started in a session of its own (`start_new_session=True`): SIGTERM lets a
+    server shut its children down; the group catches the recipe's shell too."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def cell_lines(path: Path) -> list[str]:
     """The parameters cell's assignment lines, read straight from the notebook's JSON."""
     nb = json.loads(path.read_text())
