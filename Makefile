@@ -63,7 +63,8 @@ services-up: setup  ## start Kafka, the S3 server, the metastore and the Spark C
 
 services-down:  ## stop the services this project started (the test suite's too)
 	@if [ -x $(PY) ]; then $(CLI) services down; \
-	  if [ -d $(STATE)/test/services ]; then LAKEHOUSE_STATE_DIR=$(STATE)/test $(CLI) services down >/dev/null; fi; fi
+	  for test in $(STATE)/test $(STATE)/test-*; do if [ -d $$test/services ]; then \
+	    LAKEHOUSE_STATE_DIR=$$test $(CLI) services down >/dev/null; fi; done; fi
 
 services-status:  ## show each service's health
 	@$(CLI) services status
@@ -75,8 +76,10 @@ run: setup services-up  ## run the notebooks with papermill (EVENTS= SEED= NOTEB
 	@$(CLI) run $(RUN_ARGS) --params "$${PARAMS:-}"
 
 # The tiers are the folders of tests/ (tests/tiers.py): unit, jars, spark, services, notebooks, browser, faults.
-test: setup lint chromium  ## lint, then every tier in order (starts the services it needs; 23 minutes on 2 cores, 2026-12-06)
-	$(PY) -m pytest
+# Two lanes at once, each on a stack of its own (tests/lanes.py); LANES=1 runs them one after the other.
+LANES ?= 2
+test: setup lint chromium  ## lint, then every tier in two lanes (starts the services it needs)
+	$(PY) -m pytest $(if $(filter 1,$(LANES)),,-n 2)
 
 # The browser tier drives Debian's Chromium package (Playwright's own browser downloads are not
 # used). Installed here when missing; where it cannot be, make goes on and the browser test fails

@@ -12,6 +12,7 @@ import pytest
 
 from lakehouse_helpers.runtime import services
 from lakehouse_helpers.runtime.settings import load_settings
+from tests import lanes
 from tests.faults_table import PLUGIN_NAME, FaultsTable, observed_recorder
 
 # `pytester` (tests/unit/test_tiers.py runs the tier guard over small fake suites); a plugin
@@ -21,8 +22,16 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
 # A second checkout's suite (or one run beside CI) needs its own ports and state folder:
 # LAKEHOUSE_TEST_PORT_OFFSET=1000 moves every port below by 1000 and the state to .lakehouse/test-1000.
-OFFSET = int(os.environ.get("LAKEHOUSE_TEST_PORT_OFFSET", "0"))
-TEST_STATE = ROOT / ".lakehouse" / (f"test-{OFFSET}" if OFFSET else "test")
+# `make test`'s second lane (tests/lanes.py) moves its own by 500 more.
+OFFSET = lanes.port_offset()
+
+
+def state_folder(offset: int) -> Path:
+    return ROOT / ".lakehouse" / (f"test-{offset}" if offset else "test")
+
+
+TEST_STATE = state_folder(OFFSET)  # this process's stack
+SUITE_STATE = state_folder(lanes.base_offset())  # what the suite publishes, whichever lane wrote it
 
 # Environment that points any process (a subprocess, a papermill kernel) at the test stack.
 TEST_ENV = {
@@ -38,9 +47,14 @@ TEST_ENV = {
 }
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """`make test -n 2`: one lane per worker (tests/lanes.py)."""
+    return lanes.make_scheduler(config, log)
+
+
 def pytest_configure(config):
     # The fault and security suite's table: <state folder>/faults/results.md and results.json.
-    config.pluginmanager.register(FaultsTable(TEST_STATE / "faults"), PLUGIN_NAME)
+    config.pluginmanager.register(FaultsTable(SUITE_STATE / "faults"), PLUGIN_NAME)
 
 
 @pytest.fixture

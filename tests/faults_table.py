@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 PLUGIN_NAME = "faults-table"
+ROW_PROPERTY = "faults_row"  # the user property a row travels in
 
 
 @dataclass
@@ -54,11 +55,16 @@ def _row_key(row: Row) -> tuple:
 
 
 class FaultsTable:
-    """Collects the rows of this session's `faults` tests; writes the table when it ends."""
+    """Collects the rows of this session's `faults` tests; writes the table when it ends.
+
+    A row is built where its test runs and travels on the test's reports (`user_properties`), so
+    with pytest-xdist's lanes (tests/lanes.py) the controller gathers every worker's rows into one
+    table; in a plain run the same process does both."""
 
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
-        self.rows: dict[str, Row] = {}
+        self.building: dict[str, Row] = {}  # rows of the tests this process runs
+        self.rows: dict[str, Row] = {}  # rows as their reports arrive: the published table
         self.started = time.monotonic()
 
     def row_for(self, item: pytest.Item) -> Row | None:
@@ -66,10 +72,10 @@ class FaultsTable:
         marker = next((m for m in item.iter_markers("faults") if "row" in m.kwargs), None)
         if marker is None:
             return None
-        if item.nodeid not in self.rows:
+        if item.nodeid not in self.building:
             kw = marker.kwargs
-            self.rows[item.nodeid] = Row(str(kw["row"]), item.name, kw.get("fault", ""), kw.get("must_hold", ""))
-        return self.rows[item.nodeid]
+            self.building[item.nodeid] = Row(str(kw["row"]), item.name, kw.get("fault", ""), kw.get("must_hold", ""))
+        return self.building[item.nodeid]
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -84,9 +90,15 @@ class FaultsTable:
             row.failure = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else "skipped"
         elif report.failed and row.result != "fail":
             row.result, row.failure = "fail", _first_line(call.excinfo, report)
+        report.user_properties.append((ROW_PROPERTY, asdict(row)))  # the row so far: the last report has it all
+
+    def pytest_runtest_logreport(self, report):
+        for name, value in report.user_properties:
+            if name == ROW_PROPERTY:
+                self.rows[report.nodeid] = Row(**{**value, "observed": list(value["observed"])})
 
     def pytest_sessionfinish(self, session):
-        if not self.rows:
+        if not self.rows or hasattr(session.config, "workerinput"):  # an xdist worker: the controller writes
             return
         rows = sorted(self.rows.values(), key=_row_key)
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -92,9 +92,11 @@ class JvmSpec:
     # One GC thread: small heaps on a 2-core laptop gain nothing from parallel collection.
     serial_gc: bool = True
     # C1 only: starts sooner and spends less CPU compiling; right for JVMs that mostly wait on
-    # sockets or exit within seconds. Only the Spark Connect server runs queries long enough
-    # for the optimizing compiler (it halves a million-row stage).
+    # sockets or exit within seconds, and for Spark on the workbook's small batches.
     quick_start: bool = True
+    # The Settings field that decides quick_start instead ("quick" or "full"): the Spark Connect
+    # server's optimizing compiler halves a million-row stage but costs CPU on small ones.
+    jit_setting: str = ""
     code_cache: str = ""  # -XX:ReservedCodeCacheSize; empty keeps the JVM's default
     # System properties for logging; "{base}" is the service's state folder, "{log4j2}" and
     # "{spark_log}" the Spark driver's config and log file.
@@ -114,7 +116,7 @@ JVMS: dict[str, JvmSpec] = {
     "spark-launcher": JvmSpec(heap="128m"),
     # Spark drivers: the heap is settings.spark_driver_memory, handed over as spark.driver.memory.
     "spark-connect": JvmSpec(heap_setting="spark_driver_memory", heap_from_launcher=True, serial_gc=False,
-                             quick_start=False, code_cache="160m", logging=_SPARK_LOGGING),
+                             jit_setting="spark_server_jit", code_cache="160m", logging=_SPARK_LOGGING),
     "spark-classic": JvmSpec(heap_setting="spark_driver_memory", heap_from_launcher=True, serial_gc=False,
                              code_cache="160m", logging=_SPARK_LOGGING),
 }
@@ -134,7 +136,8 @@ def options(
     out = [] if spec.heap_from_launcher else [f"-Xmx{max_heap(settings, name)}"]
     out += [f"-Xms{spec.initial_heap}"] if spec.initial_heap else []
     out += ["-XX:+UseSerialGC"] if spec.serial_gc else []
-    out += ["-XX:TieredStopAtLevel=1"] if spec.quick_start else []
+    quick = getattr(settings, spec.jit_setting) == "quick" if spec.jit_setting else spec.quick_start
+    out += ["-XX:TieredStopAtLevel=1"] if quick else []
     out += [f"-XX:ReservedCodeCacheSize={spec.code_cache}"] if spec.code_cache else []
     values = {"base": base, "log4j2": LOG4J2, "spark_log": spark_log_file(settings)}
     logging = {key: value.format(**values) for key, value in spec.logging.items()}

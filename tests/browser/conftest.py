@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_STATE
+from tests.conftest import ROOT, SUITE_STATE
 from tests.unit.test_make import SKIP_SETUP, recipe, stop_recipe
 
 # The one way this project gets a browser (`make chromium`, which `make test` runs).
 CHROMIUM_INSTALL = "apt-get install -y chromium"
-SCREENSHOTS = TEST_STATE / "browser"
+SCREENSHOTS = SUITE_STATE / "browser"
 TOKEN = re.compile(r"[?&]token=([0-9a-f]+)")
 LAB_START_S = 90  # a cold start on 2 busy cores takes 5-15 s
 

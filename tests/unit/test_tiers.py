@@ -285,3 +285,17 @@ def test_each_test_gets_its_tier_marker(pytester, monkeypatch):
     assert selected == {test for test in everything if test.startswith("good/unit/")}
     assert f"{len(selected)}/{len(everything)} tests collected ({len(everything) - len(selected)} deselected)" \
         in result.stdout.str()
+
+
+def test_each_tier_has_a_lane_and_each_worker_a_stack_of_its_own():
+    """`make test`'s two lanes (tests/lanes.py): every tier in one, a test's lane read from its path
+    (parameters with `::` or `@` in them included), and a second worker's ports moved past the first's."""
+    from tests import lanes
+    from tests.tiers import TIERS
+
+    assert set(lanes.LANES) == set(TIERS) and set(lanes.LANES.values()) == {"a", "b"}
+    assert lanes.lane_of_test("tests/faults/test_x.py::test_y[a::b@c]") == "b"
+    assert lanes.lane_of_test("tests/spark/test_x.py::test_y") == "a"
+    assert lanes.port_offset({}) == 0 and lanes.port_offset({"PYTEST_XDIST_WORKER": "gw0"}) == 0
+    assert lanes.port_offset({"PYTEST_XDIST_WORKER": "gw1", "LAKEHOUSE_TEST_PORT_OFFSET": "1000"}) == 1500
+    assert lanes.base_offset({"PYTEST_XDIST_WORKER": "gw1", "LAKEHOUSE_TEST_PORT_OFFSET": "1000"}) == 1000
