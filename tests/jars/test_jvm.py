@@ -60,11 +60,13 @@ def test_spark_scratch_lives_in_the_state_folder_and_dead_processes_leave_none(j
     assert not stale.exists() and mine.exists()
 
 
-def test_only_the_long_lived_server_jvm_gets_the_optimizing_compiler(jar_settings):
+def test_only_the_server_jvm_may_get_the_optimizing_compiler_and_only_when_asked(jar_settings):
     from lakehouse_helpers.runtime.services.spark_connect import server_conf
 
-    assert "-XX:TieredStopAtLevel=1" in spark_conf(jar_settings)["spark.driver.extraJavaOptions"]
-    assert "TieredStopAtLevel" not in server_conf(jar_settings)["spark.driver.extraJavaOptions"]
+    full = jar_settings.replace(spark_server_jit="full")
+    assert "-XX:TieredStopAtLevel=1" in spark_conf(full)["spark.driver.extraJavaOptions"]
+    assert "TieredStopAtLevel" not in server_conf(full)["spark.driver.extraJavaOptions"]
+    assert "-XX:TieredStopAtLevel=1" in server_conf(jar_settings)["spark.driver.extraJavaOptions"]  # quick: the default
 
 
 # The JVM options of every JVM the workbook starts, pinned: a change here changes how a service
@@ -109,9 +111,11 @@ def test_spark_launcher_options_pinned(jar_settings):
     assert jvm.options(jar_settings, "spark-launcher") == ["-Xmx128m", *QUICK]
 
 
-@pytest.mark.parametrize(("long_lived", "compiler"), [(True, []), (False, ["-XX:TieredStopAtLevel=1"])])
-def test_spark_driver_options_pinned(jar_settings, tmp_path, long_lived, compiler):
-    conf = spark_conf(jar_settings, scratch=tmp_path / "scratch", long_lived=long_lived)
+@pytest.mark.parametrize(("long_lived", "jit", "compiler"), [
+    (True, "quick", ["-XX:TieredStopAtLevel=1"]), (True, "full", []), (False, "full", ["-XX:TieredStopAtLevel=1"])])
+def test_spark_driver_options_pinned(jar_settings, tmp_path, long_lived, jit, compiler):
+    settings = jar_settings.replace(spark_server_jit=jit)
+    conf = spark_conf(settings, scratch=tmp_path / "scratch", long_lived=long_lived)
     log = jar_settings.state_dir / "logs" / "spark-driver.log"
     assert conf["spark.driver.extraJavaOptions"].split(" ") == [
         *compiler, "-XX:ReservedCodeCacheSize=160m", f"-Djava.io.tmpdir={tmp_path}/scratch",
