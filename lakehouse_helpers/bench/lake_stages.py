@@ -5,31 +5,27 @@ from __future__ import annotations
 
 from lakehouse_helpers.bench.sandbox import Sandbox
 from lakehouse_helpers.bench.scoreboard import Side, Stage, timed
-from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
-from lakehouse_helpers.notebook.tools import tagged_source
 from lakehouse_helpers.pipeline import medallion
 from lakehouse_helpers.pipeline.bronze import bronze_stream
 from lakehouse_helpers.pipeline.events import CURRENCIES, PRODUCT_ID_PATTERN
 from lakehouse_helpers.pipeline.expectations import Expectation
 from lakehouse_helpers.pipeline.export import export_to_landing
-from lakehouse_helpers.runtime import layout
+from lakehouse_helpers.runtime import layout, pages
 from lakehouse_helpers.runtime.layout import bronze_table
 
-NOTEBOOK_06 = NOTEBOOKS_DIR / "06_medallion_silver_gold.ipynb"
+NOTEBOOK_06 = pages.NOTEBOOKS_DIR / "06_medallion_silver_gold.ipynb"
 
 
-def notebook_06(tables: medallion.Names) -> dict:
+def notebook_06(tables: medallion.Names, page=NOTEBOOK_06) -> dict:
     """06's expectations, foreachBatch body and gold SQL, run from the notebook's own cells
-    (tagged expectations, silver-merge, gold-sql) against `tables`: what is measured is what
-    the notebook teaches, never a copy that could drift from it."""
+    (tagged expectations, silver-merge, gold-sql; or those of `page`, a copy of it) against
+    `tables`: what is measured is what the notebook teaches, never a copy that could drift."""
     import pandas as pd
 
     # The names those cells take from 06's set-up cell (its imports and table names).
     scope = {"Expectation": Expectation, "CURRENCIES": CURRENCIES, "PRODUCT_ID_PATTERN": PRODUCT_ID_PATTERN,
              "medallion": medallion, "pd": pd, "tables": tables, "silver": tables.silver}
-    for tag in ("expectations", "silver-merge", "gold-sql"):
-        exec(tagged_source(NOTEBOOK_06, tag), scope)
-    return scope
+    return pages.run_cells(page, ["expectations", "silver-merge", "gold-sql"], scope)
 
 
 def export_stage(spark, box: Sandbox) -> Stage:

@@ -20,7 +20,8 @@ import sys
 import tokenize
 from pathlib import Path
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+from lakehouse_helpers.runtime.pages import NOTEBOOKS_DIR
+
 USAGE = 'make run PARAMS="name=value ..."'
 EXAMPLE = 'make run NOTEBOOKS=02 PARAMS="mode=live live_seconds=120"'
 

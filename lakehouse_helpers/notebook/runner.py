@@ -23,10 +23,10 @@ from pathlib import Path
 
 from lakehouse_helpers.notebook.params import range_of
 from lakehouse_helpers.runtime.fds import output_to
+from lakehouse_helpers.runtime.pages import NOTEBOOKS_DIR
 from lakehouse_helpers.runtime.settings import HEADLESS_ENV, Settings
 
 log = logging.getLogger(__name__)
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 # A cell that demonstrates an error (nbclient and nbval let it raise; papermill does not know).
 EXPECTED_ERROR_TAG = "raises-exception"
 TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}

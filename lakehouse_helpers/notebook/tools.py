@@ -81,15 +81,6 @@ def write(path: Path, nb: dict) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def tagged_source(path: Path, tag: str) -> str:
-    """The source of the one cell of `path` tagged `tag`: code other tools run exactly as the
-    notebook shows it (06's expectations, silver MERGE and gold SQL), so it cannot drift."""
-    cells = [c for c in json.loads(path.read_text())["cells"] if tag in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(f"{path.name} must have exactly one cell tagged {tag!r}, found {len(cells)}")
-    return _source(cells[0])
-
-
 def strip(notebooks_dir: Path) -> list[str]:
     """Rewrite committed notebooks clean; checked cells keep the outputs they have."""
     changed = []

@@ -7,16 +7,19 @@ new. A crash between the write and the commit is repaired by the next run: it ex
 range again from the same first version, and dynamic partition overwrite replaces exactly the
 partitions the failed attempt wrote, so no row lands twice. The files get fixed names
 (`part-<task>.c<n>.snappy.parquet`, see `settle_files`), so the retried range lands under the same
-keys with the same bytes as an uninterrupted export would have written.
+keys with the same bytes as an uninterrupted export would have written. The steps themselves are
+notebook 03's cells (`export_to_landing` runs them from the page); this module keeps the plumbing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from lakehouse_helpers.runtime import errors, layout, services
+from lakehouse_helpers.runtime import errors, layout, ledgers, pages, services
 from lakehouse_helpers.runtime.ledgers import commit_watermark, read_watermark
 from lakehouse_helpers.runtime.settings import Settings
 from lakehouse_helpers.runtime.storage import list_keys, s3_client
@@ -59,40 +62,6 @@ def require_append_only(feed, raw_path: str) -> None:
             "updated or deleted rows, which the landing zone cannot follow. Restore the table "
             "(RESTORE ... TO VERSION AS OF) or rebuild raw and landing from Kafka."
         )
-
-
-def change_feed(spark, raw_path: str, first: int, last: int):
-    """Rows appended to raw in versions first..last, with the raw table's columns (notebook 03
-    shows this read step by step)."""
-    feed = (
-        spark.read.format("delta").option("readChangeFeed", "true")
-        .option("startingVersion", first).option("endingVersion", last).load(raw_path)
-    )
-    require_append_only(feed, raw_path)
-    return feed.drop("_change_type", "_commit_version", "_commit_timestamp")
-
-
-def pending_changes(spark, settings: Settings):
-    """(first version, last version, DataFrame of rows added in between) since the watermark;
-    the DataFrame is None when nothing is new."""
-    first, last = pending_range(spark, settings)
-    if first > last:
-        return first, last, None
-    return first, last, change_feed(spark, layout.raw_orders(settings), first, last)
-
-
-def write_landing(changes, first: int, landing_url: str) -> None:
-    """Parquet under ingestion_date=<day>/export_from=<first>/. Dynamic partition overwrite
-    replaces only the partitions this range writes, so a retried range never lands twice."""
-    from pyspark.sql import functions as F
-
-    (
-        changes.withColumn("export_from", F.lit(first))
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy("ingestion_date", "export_from")
-        .parquet(landing_url)
-    )
 
 
 STAGING_PREFIX = ".spark-staging-"  # dynamic partition overwrite stages a write here
@@ -181,29 +150,53 @@ def export_history(settings: Settings, last: int = 3):
     return frame
 
 
-def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
-    """Export what is new in the raw table, the same steps notebook 03 shows. `gate(df)` runs
-    before anything is written and raises to stop the export (see quality.gate). If S3 goes down
-    meanwhile, the error names it and the fix (not Spark's trace); nothing is marked exported."""
+# Notebook 03's page holds the export's steps (its cells tagged change-feed, landing-write and
+# watermark-commit); they are their only copy: export_to_landing (the fault rows, the bench, the
+# tests) executes them from there.
+PAGE = pages.NOTEBOOKS_DIR / "03_export_delta_to_s3.ipynb"
+STEPS = ("change-feed", "landing-write", "watermark-commit")
+
+
+def export_to_landing(spark, settings: Settings, gate=None, page: Path = PAGE) -> ExportResult:
+    """Export what is new in the raw table with notebook 03's own cells (or those of `page`, a
+    copy of it). `gate(df)` runs before anything is written and raises to stop the export (see
+    quality.gate). If S3 goes down meanwhile, the error names it and the fix (not Spark's trace);
+    nothing is marked exported."""
+    import sys
+
+    from pyspark.sql import functions as F
+
     services.require(settings, "s3")
     start = time.monotonic()
-    try:
-        first, last, changes = pending_changes(spark, settings)
-        if changes is None:
-            return ExportResult(None, last, 0, round(time.monotonic() - start, 2),
-                skipped_reason="nothing new since the last export")
-        changes = changes.persist()
+    scope = {"spark": spark, "settings": settings, "export": sys.modules[__name__], "F": F, "time": time,
+             "ledgers": ledgers, "raw_path": layout.raw_orders(settings), "landing_url": layout.landing_url(settings),
+             "print": lambda *args, **kwargs: None}  # the page's notes on what each step did
+    with s3_named(settings):
+        first, last = pending_range(spark, settings)
+        scope.update(first=first, last=last, new=first <= last)
+        pages.run_cells(page, STEPS[:1], scope)
+    if not scope["new"]:
+        return ExportResult(None, last, 0, round(time.monotonic() - start, 2),
+            skipped_reason="nothing new since the last export")
+    if gate is not None:
         try:
-            rows = changes.count()
-            if gate is not None:
-                gate(changes)
-            if rows:
-                write_landing(changes, first, layout.landing_url(settings))
-            partitions = ingestion_dates(changes)
-            settle_files(settings, first, partitions if rows else [])
-        finally:
-            changes.unpersist()
-        commit_export(settings, first, last, rows, partitions)
+            gate(scope["changes"])
+        except Exception:
+            scope["changes"].unpersist()  # the write, which releases it, will not run
+            raise
+    pages.run_cells(page, STEPS[1:], scope)
+    return ExportResult(first, last, scope["rows"], round(time.monotonic() - start, 2), scope["partitions"])
+
+
+@contextlib.contextmanager
+def s3_named(settings: Settings):
+    """Around a step that reads or writes S3: if it fails because S3 is down, raise that (the
+    service, its address, the fix) instead of Spark's trace. The watermark is committed last, so
+    a failure inside leaves nothing marked exported."""
+    try:
+        yield
+    except services.ServiceError:
+        raise
     except Exception as exc:
         down = _s3_down(settings)
         if down is None:
@@ -214,7 +207,6 @@ def export_to_landing(spark, settings: Settings, gate=None) -> ExportResult:
             service=down.service, address=down.address,
             fix=f"{down.fix} Then run the export again: it exports what is missing and rewrites the same files.",
         ) from None
-    return ExportResult(first, last, rows, round(time.monotonic() - start, 2), partitions)
 
 
 def _s3_down(settings: Settings) -> services.ServiceError | None:

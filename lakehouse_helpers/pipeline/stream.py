@@ -24,7 +24,7 @@ from lakehouse_helpers.pipeline.events import (
     UNKNOWN_PRODUCT,
 )
 from lakehouse_helpers.pipeline.stream_owner import EarlierRun, StreamBusy  # noqa: F401 - part of this module's API
-from lakehouse_helpers.runtime import layout, services
+from lakehouse_helpers.runtime import layout, pages, services
 from lakehouse_helpers.runtime.contract import EVENT_FIELDS, QUARANTINE_DDL, RAW_DDL
 from lakehouse_helpers.runtime.settings import Settings
 
@@ -157,26 +157,21 @@ def kafka_reader(spark, settings: Settings, topic: str | None = None, streaming:
 
 # The foreachBatch writer is taught on notebook 02's page, in its cell tagged `raw-writer`; that
 # cell is its only copy: run_stream (the fault rows, the bench, live mode) executes it from there.
-PAGE = Path(__file__).resolve().parents[2] / "notebooks" / "02_stream_kafka_to_delta.ipynb"
+PAGE = pages.NOTEBOOKS_DIR / "02_stream_kafka_to_delta.ipynb"
 WRITER_TAG = "raw-writer"
 
 
-def page_writer(settings: Settings, topic: str):
-    """`write_batch` as notebook 02 defines it, bound to these settings' tables and topic."""
-    import json
+def page_writer(settings: Settings, topic: str, page: Path = PAGE):
+    """`write_batch` as notebook 02 (or `page`, a copy of it) defines it, bound to these
+    settings' tables and topic."""
     import sys
 
     from lakehouse_helpers.runtime import contract
 
-    cells = [c for c in json.loads(PAGE.read_text())["cells"] if WRITER_TAG in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise RuntimeError(f"{PAGE.name} must have one cell tagged {WRITER_TAG!r} (the foreachBatch writer); "
-                           f"found {len(cells)}.")
-    namespace = {"stream": sys.modules[__name__], "contract": contract, "settings": settings.replace(kafka_topic=topic),
-                 "raw_path": layout.raw_orders(settings), "quarantine_path": layout.quarantine(settings),
-                 "print": lambda *args, **kwargs: None}  # the page's note on what it defined
-    exec(compile("".join(cells[0]["source"]), str(PAGE), "exec"), namespace)  # noqa: S102 - the page's own code
-    return namespace["write_batch"]
+    scope = {"stream": sys.modules[__name__], "contract": contract, "settings": settings.replace(kafka_topic=topic),
+             "raw_path": layout.raw_orders(settings), "quarantine_path": layout.quarantine(settings),
+             "print": lambda *args, **kwargs: None}  # the page's note on what it defined
+    return pages.run_cells(page, [WRITER_TAG], scope)["write_batch"]
 
 
 class CheckpointLost(RuntimeError):

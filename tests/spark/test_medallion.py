@@ -14,6 +14,7 @@ from pyspark.errors import PySparkException
 
 from lakehouse_helpers.pipeline import medallion
 from lakehouse_helpers.pipeline.expectations import ExpectationFailed, evaluate, raise_on_fail
+from lakehouse_helpers.runtime import pages
 from tests.unit.test_medallion import EXPECTATIONS, NOTEBOOK, T0, bronze_rows
 
 BRONZE_DDL = (
@@ -63,12 +64,31 @@ def test_fail_names_the_expectation_and_shows_a_row(spark):
 
 def notebook_upsert(tables, expectations):
     """`upsert_to_silver` exactly as notebook 06 defines it (its cell tagged silver-merge)."""
+    scope = {"medallion": medallion, "tables": tables, "silver": tables.silver, "expectations": expectations}
+    return pages.run_cells(NOTEBOOK, ["silver-merge"], scope)["upsert_to_silver"]
+
+
+def test_an_edit_on_06_s_page_is_what_the_tests_run(spark, spark_stack, tmp_path):
+    """One copy (docs/contributing.md): the expectations the fault rows, the bench and these tests
+    run are read from 06's page. One line changed in a copy of the page (`quantity > 0` becomes
+    `quantity > 2`) is seen: the copy's expectations fail a row of quantity 2 that the page's own pass."""
+    from lakehouse_helpers.bench.lake_stages import notebook_06
+
     nb = json.loads(NOTEBOOK.read_text())
-    cells = [c for c in nb["cells"] if "silver-merge" in c.get("metadata", {}).get("tags", [])]
-    assert len(cells) == 1, "notebook 06 must have one cell tagged silver-merge"
-    namespace = {"medallion": medallion, "tables": tables, "silver": tables.silver, "expectations": expectations}
-    exec("".join(cells[0]["source"]), namespace)
-    return namespace["upsert_to_silver"]
+    cell = next(c for c in nb["cells"] if "expectations" in c["metadata"].get("tags", []))
+    source = "".join(cell["source"])
+    assert source.count('"quantity > 0"') == 1, "06's expectations cell no longer says quantity > 0"
+    cell["source"] = source.replace('"quantity > 0"', '"quantity > 2"')
+    copy = tmp_path / NOTEBOOK.name
+    copy.write_text(json.dumps(nb))
+    tables = medallion.names(spark_stack)
+    rows = bronze_rows(2)
+    rows[0]["quantity"], rows[1]["quantity"] = 2, 3
+
+    def failing(page) -> int:
+        return evaluate(frame(spark, rows), notebook_06(tables, page)["expectations"]).failed["positive_quantity"]
+
+    assert failing(NOTEBOOK) == 0 and failing(copy) == 1
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,6 @@ GOOD_FRAME_CHECKS = {
     "not null: customer_id",
     "not null: product_id",
     "not null: quantity",
-    "duplicate event_id",
     "range: quantity in [1, 1000]",
     "range: unit_price in [0.01, 1000]",
     "size_kg in bag sizes",
@@ -71,15 +70,6 @@ def test_each_check_fails_on_its_crafted_frame(good, column_sql, failing_check):
     assert failed == {failing_check}
     with pytest.raises(quality.QualityError, match="1 quality check"):
         quality.gate(bad)
-
-
-def test_duplicates_warn_by_default_and_must_match_when_expected(good):
-    dup = good.unionByName(good.where("event_id = 'e1'"))
-    result = quality.check_duplicates(dup, "event_id")
-    assert result.observed == 1 and not result.passed and result.severity == "warn"
-    assert quality.failures([result]) == []
-    assert quality.check_duplicates(dup, "event_id", expected=1).passed
-    assert not quality.check_duplicates(dup, "event_id", expected=2).passed
 
 
 def test_schema_check_names_missing_and_mistyped_columns(good):

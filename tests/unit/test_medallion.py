@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 
-from lakehouse_helpers.notebook.runner import NOTEBOOKS_DIR
 from lakehouse_helpers.pipeline import medallion, truth
 from lakehouse_helpers.pipeline.drops import drift_batch
 from lakehouse_helpers.pipeline.events import CURRENCIES, PRODUCT_ID_PATTERN, GeneratorConfig, generate
 from lakehouse_helpers.pipeline.expectations import Expectation
+from lakehouse_helpers.runtime.pages import NOTEBOOKS_DIR
 
 NOTEBOOK = NOTEBOOKS_DIR / "06_medallion_silver_gold.ipynb"
 EXPECTATIONS = [
