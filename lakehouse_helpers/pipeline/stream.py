@@ -155,23 +155,8 @@ def kafka_reader(spark, settings: Settings, topic: str | None = None, streaming:
     return reader if streaming else reader.option("endingOffsets", "latest")
 
 
-# The foreachBatch writer is taught on notebook 02's page, in its cell tagged `raw-writer`; that
-# cell is its only copy: run_stream (the fault rows, the bench, live mode) executes it from there.
-PAGE = pages.NOTEBOOKS_DIR / "02_stream_kafka_to_delta.ipynb"
-WRITER_TAG = "raw-writer"
-
-
-def page_writer(settings: Settings, topic: str, page: Path = PAGE):
-    """`write_batch` as notebook 02 (or `page`, a copy of it) defines it, bound to these
-    settings' tables and topic."""
-    import sys
-
-    from lakehouse_helpers.runtime import contract
-
-    scope = {"stream": sys.modules[__name__], "contract": contract, "settings": settings.replace(kafka_topic=topic),
-             "raw_path": layout.raw_orders(settings), "quarantine_path": layout.quarantine(settings),
-             "print": lambda *args, **kwargs: None}  # the page's note on what it defined
-    return pages.run_cells(page, [WRITER_TAG], scope)["write_batch"]
+PAGE = pages.NOTEBOOKS_DIR / "02_stream_kafka_to_delta.ipynb"  # the stream's steps: see run_stream
+WRITER_TAG = "raw-writer"  # the foreachBatch writer's cell
 
 
 class CheckpointLost(RuntimeError):
@@ -264,6 +249,32 @@ def summarize(mode: str, progress: list, seconds: float, before: dict, after: di
     )
 
 
+# Notebook 02's page holds the stream (its cells tagged kafka-reader, raw-writer, raw-stream and
+# raw-trigger): run_stream executes them from there, so the fault rows, the bench and live mode
+# run what a learner reads; this module keeps the plumbing those cells call.
+STREAM_CELLS = ("kafka-reader", WRITER_TAG, "raw-stream", "raw-trigger")
+
+
+class _PageStream:
+    """This module as the page's cells see it (`stream.*`), with the caller's wait for a run a
+    dead kernel left behind (a fault row waits 1 s, not the default)."""
+
+    def __init__(self, wait_s: float):
+        self.wait_s = wait_s
+
+    def __getattr__(self, name):
+        try:
+            return globals()[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __reduce__(self):  # travels with the foreachBatch writer (cloudpickle) to Spark's Python worker
+        return _PageStream, (self.wait_s,)
+
+    def claim_checkpoint(self, spark, settings: Settings, mode: str):
+        return claim_checkpoint(spark, settings, mode, self.wait_s)
+
+
 def run_stream(
     spark,
     settings: Settings,
@@ -274,35 +285,32 @@ def run_stream(
     topic: str | None = None,
     on_progress=None,
     wait_s: float = stream_owner.WAIT_S,
+    page: Path = PAGE,
 ) -> StreamResult:
-    """Kafka -> raw + quarantine, the same steps notebook 02 shows. `availableNow` processes
-    everything available and stops; `live` runs for `live_seconds` and then stops cleanly.
-    A run a dead kernel left behind is settled first (`claim_checkpoint`, `wait_s`)."""
+    """Kafka -> raw + quarantine with notebook 02's own cells (or those of `page`, a copy of it).
+    `availableNow` processes everything available and stops; `live` runs for `live_seconds` and
+    then stops cleanly. A run a dead kernel left behind is settled first (`wait_s`)."""
+    import pandas as pd
+
+    from lakehouse_helpers.runtime import contract
+
     check_mode(mode)
     services.require(settings, "kafka")
-    topic = topic or settings.kafka_topic
-    services.kafka.require_topic(settings, topic)  # named, with what to run, before Spark's own error
+    settings = settings.replace(kafka_topic=topic or settings.kafka_topic)
+    services.kafka.require_topic(settings, settings.kafka_topic)  # named, with what to run, before Spark's own error
     ensure_tables(spark, settings)
-    require_checkpoint(spark, settings, topic)
-    earlier = claim_checkpoint(spark, settings, mode, wait_s)
-    kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic, max_offsets_per_trigger)).load()
-    writer = (
-        kafka.writeStream.queryName(QUERY_NAME)
-        .foreachBatch(page_writer(settings, topic))
-        .option("checkpointLocation", layout.checkpoint(settings, QUERY_NAME))
-    )
-    before, start = row_counts(spark, settings), time.monotonic()
-    if mode == "availableNow":
-        query = writer.trigger(availableNow=True).start()
-        query.awaitTermination()
-        progress = list(query.recentProgress)
-    else:
-        query = writer.trigger(processingTime=trigger_interval).start()
-        progress = watch(query, live_seconds, on_progress)
-    if query.exception() is not None:
-        raise query.exception()
-    result = summarize(mode, progress, time.monotonic() - start, before, row_counts(spark, settings))
-    result.earlier = earlier
+    scope = {"spark": spark, "settings": settings, "stream": _PageStream(wait_s), "contract": contract,
+             "layout": layout, "time": time, "pd": pd, "raw_path": layout.raw_orders(settings),
+             "quarantine_path": layout.quarantine(settings), "mode": mode, "live_seconds": live_seconds,
+             "trigger_interval": trigger_interval, "max_offsets_per_trigger": max_offsets_per_trigger or 0,
+             "follow": lambda query, label: query.awaitTermination(),  # the page's progress bar, without the bar
+             "print": lambda *args, **kwargs: None}  # the page's notes on what each step did
+    pages.run_cells(page, STREAM_CELLS[:3], scope)
+    if on_progress is not None:
+        scope["show_progress"] = on_progress  # live mode's progress goes to the caller, not the page's print
+    pages.run_cells(page, STREAM_CELLS[3:], scope)
+    result = scope["result"]
+    result.earlier = scope["earlier"]
     return result
 
 
