@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lakehouse_helpers.pipeline.events import Batch, GeneratorConfig
-from lakehouse_helpers.runtime import layout, services
+from lakehouse_helpers.runtime import layout, pages, services
 from lakehouse_helpers.runtime.progress import progress_bar
 from lakehouse_helpers.runtime.settings import Settings
 
@@ -235,23 +235,27 @@ def _force_close(producer) -> None:
     sender.force_close()  # the I/O thread aborts the incomplete batches and exits
 
 
-def _producer(settings: Settings, timeout_s: float):
+# The producer's configuration is taught on notebook 01's page, in its cell tagged
+# producer-config: its only copy. produce() takes it from the caller (the page passes its own)
+# or reads that cell.
+PAGE = pages.NOTEBOOKS_DIR / "01_produce_events.ipynb"
+CONFIG_TAG = "producer-config"
+
+
+def page_producer_config(page: Path = PAGE) -> dict:
+    """`producer_config` as notebook 01 (or `page`, a copy of it) defines it."""
+    return dict(pages.run_cells(page, [CONFIG_TAG], {})["producer_config"])
+
+
+def _producer(settings: Settings, timeout_s: float, config: dict):
     from kafka import KafkaProducer
 
     return KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
-        client_id="lakehouse-workbook",
-        acks="all",
-        enable_idempotence=True,
-        # Large compressed batches, up to 5 in flight (idempotence keeps their order): the
-        # broker and the wire see a fifth of the bytes, and the client 2-3x the rate.
-        compression_type="zstd",
-        linger_ms=50,
-        batch_size=1024 * 1024,
-        max_in_flight_requests_per_connection=5,
+        **config,
         delivery_timeout_ms=int(timeout_s * 1000),
         # kafka-python wants delivery > linger + request timeout: a short timeout_s shortens both.
-        request_timeout_ms=min(30_000, int(timeout_s * 1000) - 51),
+        request_timeout_ms=min(30_000, int(timeout_s * 1000) - int(config.get("linger_ms", 0)) - 1),
     )
 
 
@@ -261,8 +265,10 @@ def produce(
     topic: str | None = None,
     progress: bool = True,
     timeout_s: float = 120.0,
+    producer_config: dict | None = None,
 ) -> ProduceResult:
-    """Send every message of `batch`; return counts, throughput and offsets."""
+    """Send every message of `batch` with `producer_config` (by default notebook 01's, read from
+    its page); return counts, throughput and offsets."""
     topic = topic or settings.kafka_topic
     services.require(settings, "kafka")
     services.kafka.ensure_topic(settings, topic)
@@ -275,7 +281,7 @@ def produce(
         )
 
     messages, resumed = _start_or_resume(settings, topic, bid, batch.messages)
-    producer = _producer(settings, timeout_s)
+    producer = _producer(settings, timeout_s, producer_config or page_producer_config())
     start = time.monotonic()
     try:
         delivered, errors = _send_all(producer, topic, messages, [("batch_id", bid.encode())], progress, timeout_s)
