@@ -204,3 +204,14 @@ def test_the_cli_shows_the_package_progress_lines_on_stdout(tmp_path):
     # Stopped in the reverse of the start order.
     assert out.stdout.splitlines() == ["s3         not started by this project",
         "kafka      not started by this project"]
+
+
+def test_lint_checks_every_notebook_like_code():
+    """`make lint` (and so `make test`) runs ruff on notebooks/, and ruff reads each notebook's
+    cells with the project's rules rather than skipping .ipynb files."""
+    recipe = make("-n", "lint").stdout
+    assert re.search(r"ruff check .*\bnotebooks\b", recipe), recipe
+    ruff = Path(sys.executable).with_name("ruff")
+    shown = subprocess.run([str(ruff), "check", "--show-files", "notebooks"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60).stdout
+    assert {Path(line).name for line in shown.split()} >= {p.name for p in NOTEBOOKS}, shown
